@@ -1,0 +1,46 @@
+/*
+ * appliance: the client and maintainer command (DESIGN §9).
+ * Git-style subcommands; `appliance help` lists them.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "appliance/cli/cli.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{"keygen", cmd_keygen, "generate a new secret key"},
+	{"key", cmd_key, "key pub: show the public key of a secret key"},
+	{"event", cmd_event, "event sign|verify: sign or verify NIP-01 events"},
+	{"nip44", cmd_nip44, "nip44 encrypt|decrypt: NIP-44 v2 payloads"},
+	{"nip19", cmd_nip19, "nip19 encode|decode: npub, nsec, note, nprofile, nevent, naddr"},
+};
+
+static int usage(FILE *f)
+{
+	fprintf(f, "usage: appliance COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n`appliance COMMAND --help` describes each command.\n"
+		   "Exit status: 0 ok, 1 invalid or refused, 2 usage or environment error.\n");
+	return f == stdout ? CLI_OK : CLI_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(stderr);
+	const char *name = argv[1];
+	if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h"))
+		return usage(stdout);
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(name, commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "appliance: unknown command '%s'\n", name);
+	return usage(stderr);
+}

@@ -1,0 +1,69 @@
+#include "hex.h"
+
+#include <stdlib.h>
+
+static const char hex_digits[] = "0123456789abcdef";
+
+void hex_encode(char *out, const uint8_t *in, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hex_digits[in[i] >> 4];
+		out[2 * i + 1] = hex_digits[in[i] & 15];
+	}
+	out[2 * len] = 0;
+}
+
+static int hex_val(char c, int strict)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (!strict && c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int hex_decode(uint8_t *out, size_t outlen, const char *in, size_t inlen, int strict)
+{
+	if (inlen / 2 != outlen || inlen % 2 != 0)
+		return APP_EPARSE;
+	for (size_t i = 0; i < outlen; i++) {
+		int hi = hex_val(in[2 * i], strict), lo = hex_val(in[2 * i + 1], strict);
+		if (hi < 0 || lo < 0)
+			return APP_EPARSE;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int hex_decode_alloc(uint8_t **out, size_t *outlen, const char *in, size_t inlen, size_t max)
+{
+	*out = 0;
+	*outlen = 0;
+	if (inlen % 2 != 0)
+		return APP_EPARSE;
+	if (inlen / 2 > max)
+		return APP_ETOOBIG;
+	uint8_t *p = malloc(inlen / 2 + 1);
+	if (!p)
+		return APP_ENOMEM;
+	int r = hex_decode(p, inlen / 2, in, inlen, 0);
+	if (r != 0) {
+		free(p);
+		return r;
+	}
+	*out = p;
+	*outlen = inlen / 2;
+	return 0;
+}
+
+int hex_is_lower(const char *in, size_t len)
+{
+	if (len == 0 || len % 2 != 0)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (hex_val(in[i], 1) < 0)
+			return 0;
+	return 1;
+}
