@@ -19,6 +19,7 @@
 #
 # Several builds can live side by side: `make B=build/x BIN=build/x/bin`.
 
+.DEFAULT_GOAL := all
 MODE ?= release
 ifeq ($(MODE),asan)
 B ?= build/asan
@@ -31,6 +32,14 @@ CC := clang
 else
 B ?= build/release
 BIN ?= bin
+endif
+
+# Quiet by default; `make V=1` shows the commands.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+MAKEFLAGS += --no-print-directory
 endif
 
 PKGS := libsecp256k1 libcjson libsodium openssl libcbor libwebsockets libcurl inih libqrencode openblas
@@ -62,7 +71,7 @@ LIBS := $(foreach d,$(LIBDIRS),$(if $(call libsrcs,$(d)),$(call libname,$(d))))
 define LIB_template
 $(call libname,$(1)): $(patsubst %.c,$(B)/%.o,$(call libsrcs,$(1)))
 	@mkdir -p $$(@D)
-	rm -f $$@ && ar rcs $$@ $$^
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
 endef
 $(foreach d,$(LIBDIRS),$(if $(call libsrcs,$(d)),$(eval $(call LIB_template,$(d)))))
 
@@ -72,12 +81,12 @@ PROGS := $(BIN)/appliance $(foreach d,$(PROGDIRS),$(BIN)/appliance-$(d))
 CLI_SRCS := $(wildcard appliance/cli/*.c)
 $(BIN)/appliance: $(patsubst %.c,$(B)/%.o,$(CLI_SRCS)) $(LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_MODE) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_MODE) -o $@ $^ $(LDLIBS)
 
 define PROG_template
 $(BIN)/appliance-$(1): $(B)/$(1)/main.o $(LIBS)
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS_MODE) -o $$@ $$^ $$(LDLIBS)
+	$(Q)$$(CC) $$(LDFLAGS_MODE) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach d,$(PROGDIRS),$(eval $(call PROG_template,$(d))))
 
@@ -87,17 +96,17 @@ TESTLIB_SRCS := $(wildcard tests/lib/*.c)
 TESTLIB_OBJS := $(patsubst %.c,$(B)/%.o,$(TESTLIB_SRCS))
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(TESTLIB_OBJS) $(LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_MODE) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_MODE) -o $@ $^ $(LDLIBS)
 
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(patsubst %.c,$(B)/%,$(BENCH_SRCS))
 $(B)/tests/bench/%: $(B)/tests/bench/%.o $(TESTLIB_OBJS) $(LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_MODE) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_MODE) -o $@ $^ $(LDLIBS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 .PHONY: all deps test test-run check fuzz fuzz-build bench demo clean tests-build
 .SECONDARY:
@@ -129,7 +138,7 @@ fuzz: deps
 fuzz-build: $(LIBS) $(FUZZ_BINS)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory tests-build

@@ -8,7 +8,7 @@
  * Verification recomputes the id, compares it, then checks the BIP-340
  * signature over the 32-byte id.
  *
- * An event owns all its strings (one allocation); strings are
+ * An event owns all its strings (freed by event_free); strings are
  * NUL-terminated and never contain NUL (events whose strings decode to NUL
  * are refused), lengths are kept anyway.
  */
@@ -49,8 +49,6 @@ struct event {
 	size_t content_len;
 	struct event_tag *tags;
 	size_t ntags;
-	/* private: storage */
-	void *priv_;
 };
 
 /*
