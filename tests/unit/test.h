@@ -65,6 +65,17 @@ static const char *test_current_ = "";
 		fflush(stdout);                                                    \
 	} while (0)
 
+/* RUN_ARG: RUN for a test function taking one argument. */
+#define RUN_ARG(fn, arg)                                                           \
+	do {                                                                       \
+		int f0_ = test_failed_, p0_ = test_passed_;                         \
+		test_current_ = #fn;                                               \
+		fn(arg);                                                           \
+		printf("%s %s (%d checks)\n", test_failed_ == f0_ ? "ok  " : "FAIL", #fn, \
+		       test_passed_ - p0_ + test_failed_ - f0_);                    \
+		fflush(stdout);                                                    \
+	} while (0)
+
 static inline int test_summary(void)
 {
 	printf("%d passed, %d failed\n", test_passed_, test_failed_);
