@@ -2,11 +2,13 @@
 
 #include <cJSON.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hash.h"
 #include "hex.h"
+#include "jscan.h"
 #include "json.h"
 #include "keys.h"
 
@@ -47,10 +49,48 @@ static struct event_tag tag_alloc(size_t n, const char *const *fields, const siz
 	return t;
 }
 
+/*
+ * unpack: gives a parsed (packed) event separately allocated tags and
+ * content so it can be modified; the event struct keeps its block.
+ */
+static int unpack(struct event *ev)
+{
+	if (!ev->packed_)
+		return 0;
+	struct event_tag *tags = NULL;
+	char *content = malloc(ev->content_len + 1);
+	if (!content)
+		return APP_ENOMEM;
+	memcpy(content, ev->content, ev->content_len + 1);
+	if (ev->ntags && !(tags = calloc(ev->ntags, sizeof *tags))) {
+		free(content);
+		return APP_ENOMEM;
+	}
+	for (size_t i = 0; i < ev->ntags; i++) {
+		int err;
+		tags[i] = tag_alloc(ev->tags[i].n, (const char *const *)ev->tags[i].v, ev->tags[i].len, &err);
+		if (err) {
+			for (size_t k = 0; k < i; k++)
+				free(tags[k].v);
+			free(tags);
+			free(content);
+			return err;
+		}
+	}
+	ev->tags = tags;
+	ev->content = content;
+	ev->packed_ = 0;
+	return 0;
+}
+
 void event_free(struct event *ev)
 {
 	if (!ev)
 		return;
+	if (ev->packed_) {
+		free(ev);
+		return;
+	}
 	for (size_t i = 0; i < ev->ntags; i++)
 		free(ev->tags[i].v);
 	free(ev->tags);
@@ -64,6 +104,9 @@ int event_set_content(struct event *ev, const char *content, size_t len)
 		return APP_ETOOBIG;
 	if (content && memchr(content, 0, len))
 		return APP_EPARSE;
+	int r = unpack(ev);
+	if (r)
+		return r;
 	char *c = malloc(len + 1);
 	if (!c)
 		return APP_ENOMEM;
@@ -119,7 +162,9 @@ int event_add_tag(struct event *ev, size_t n, const char *const *fields)
 			return APP_EINVAL;
 		lens[i] = strlen(fields[i]);
 	}
-	int err;
+	int err = unpack(ev);
+	if (err)
+		return err;
 	struct event_tag t = tag_alloc(n, fields, lens, &err);
 	if (err)
 		return err;
@@ -284,6 +329,317 @@ out:
 	return r;
 }
 
+/*
+ * The single-pass parser. Strings are decoded into a per-thread scratch area
+ * (a decoded string is never longer than its JSON text, so scratch of the
+ * input's size suffices), then the event, its tags and strings are copied
+ * into one allocation.
+ */
+struct field_desc {
+	size_t off, len;
+};
+static _Thread_local struct {
+	char *str;
+	size_t strcap;
+	struct field_desc *f;
+	size_t fcap;
+	size_t *tagn;
+	size_t tcap;
+} t_scratch;
+
+static int scratch_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	void *np = realloc(*p, c * elem);
+	if (!np)
+		return APP_ENOMEM;
+	*p = np;
+	*cap = c;
+	return 0;
+}
+
+static int scan_hex(struct jscan *s, uint8_t *out, size_t n, char *tmp)
+{
+	size_t len;
+	if (jscan_peek(s) != '"' || jscan_string(s, tmp, &len) != 0 || len != 2 * n)
+		return APP_EPARSE;
+	return hex_decode(out, n, tmp, len, 1);
+}
+
+/* A per-thread buffer for reasons that name a field and a cause. */
+static _Thread_local char t_reason[96];
+
+static const char *field_reason(const char *field, const struct jscan *s)
+{
+	snprintf(t_reason, sizeof t_reason, "%s: %s", field, s->err);
+	return t_reason;
+}
+
+enum { F_ID = 1, F_PUBKEY = 2, F_CREATED = 4, F_KIND = 8, F_TAGS = 16, F_CONTENT = 32, F_SIG = 64 };
+
+static int scan_tags(struct jscan *s, const char **reason, size_t *strn, size_t *nf, size_t *nt)
+{
+	if (jscan_peek(s) != '[') {
+		REASON("tags: not an array");
+		return APP_EPARSE;
+	}
+	s->p++;
+	if (jscan_peek(s) == ']') {
+		s->p++;
+		return 0;
+	}
+	for (;;) {
+		if (jscan_peek(s) != '[') {
+			REASON("tags: a tag is not an array");
+			return APP_EPARSE;
+		}
+		s->p++;
+		if (jscan_peek(s) == ']') {
+			REASON("tags: a tag is empty");
+			return APP_EPARSE;
+		}
+		if (*nt == EVENT_MAX_TAGS) {
+			REASON("tags: too many tags");
+			return APP_ETOOBIG;
+		}
+		if (scratch_grow((void **)&t_scratch.tagn, &t_scratch.tcap, *nt + 1, sizeof(size_t)))
+			return APP_ENOMEM;
+		size_t fields = 0;
+		for (;;) {
+			if (jscan_peek(s) != '"') {
+				REASON("tags: a tag element is not a string");
+				return APP_EPARSE;
+			}
+			if (fields == EVENT_MAX_TAG_FIELDS) {
+				REASON("tags: a tag has too many elements");
+				return APP_ETOOBIG;
+			}
+			if (scratch_grow((void **)&t_scratch.f, &t_scratch.fcap, *nf + 1, sizeof(struct field_desc)))
+				return APP_ENOMEM;
+			size_t len;
+			if (jscan_string(s, t_scratch.str + *strn, &len) != 0) {
+				REASON(field_reason("tags", s));
+				return APP_EPARSE;
+			}
+			t_scratch.f[*nf].off = *strn;
+			t_scratch.f[*nf].len = len;
+			*strn += len + 1;
+			(*nf)++;
+			fields++;
+			int c = jscan_peek(s);
+			if (c == ',') {
+				s->p++;
+				continue;
+			}
+			if (c == ']') {
+				s->p++;
+				break;
+			}
+			REASON("tags: malformed tag array");
+			return APP_EPARSE;
+		}
+		t_scratch.tagn[(*nt)++] = fields;
+		int c = jscan_peek(s);
+		if (c == ',') {
+			s->p++;
+			continue;
+		}
+		if (c == ']') {
+			s->p++;
+			return 0;
+		}
+		REASON("tags: malformed array");
+		return APP_EPARSE;
+	}
+}
+
+static int scan_event(struct event **out, const char **reason, struct jscan *s)
+{
+	uint8_t id[32], pubkey[32], sig[64];
+	uint64_t kind = 0, created = 0;
+	size_t content_off = 0, content_len = 0, strn = 0, nf = 0, nt = 0;
+	unsigned seen = 0;
+	char *str = t_scratch.str;
+	int r;
+	if (jscan_expect(s, '{') != 0) {
+		REASON("event: not a JSON object");
+		return APP_EPARSE;
+	}
+	if (jscan_peek(s) == '}') {
+		s->p++;
+		REASON("id: missing");
+		return APP_EPARSE;
+	}
+	for (;;) {
+		size_t klen;
+		if (jscan_peek(s) != '"' || jscan_string(s, str + strn, &klen) != 0 || jscan_expect(s, ':') != 0) {
+			REASON("event: not valid JSON");
+			return APP_EPARSE;
+		}
+		const char *key = str + strn;
+		unsigned bit = 0;
+		if (!strcmp(key, "id"))
+			bit = F_ID;
+		else if (!strcmp(key, "pubkey"))
+			bit = F_PUBKEY;
+		else if (!strcmp(key, "created_at"))
+			bit = F_CREATED;
+		else if (!strcmp(key, "kind"))
+			bit = F_KIND;
+		else if (!strcmp(key, "tags"))
+			bit = F_TAGS;
+		else if (!strcmp(key, "content"))
+			bit = F_CONTENT;
+		else if (!strcmp(key, "sig"))
+			bit = F_SIG;
+		if (bit & seen) {
+			REASON("event: duplicate field");
+			return APP_EPARSE;
+		}
+		seen |= bit;
+		switch (bit) {
+		case F_ID:
+			if (scan_hex(s, id, 32, str + strn)) {
+				REASON("id: not 64 lowercase hex characters");
+				return APP_EPARSE;
+			}
+			break;
+		case F_PUBKEY:
+			if (scan_hex(s, pubkey, 32, str + strn)) {
+				REASON("pubkey: not 64 lowercase hex characters");
+				return APP_EPARSE;
+			}
+			break;
+		case F_SIG:
+			if (scan_hex(s, sig, 64, str + strn)) {
+				REASON("sig: not 128 lowercase hex characters");
+				return APP_EPARSE;
+			}
+			break;
+		case F_KIND:
+			if ((r = jscan_u64(s, EVENT_MAX_KIND, &kind)) != 0) {
+				REASON("kind: not an integer in 0..65535");
+				return r;
+			}
+			break;
+		case F_CREATED:
+			if ((r = jscan_u64(s, 9007199254740991ULL, &created)) != 0) {
+				REASON("created_at: not a non-negative integer below 2^53");
+				return r;
+			}
+			break;
+		case F_CONTENT:
+			if (jscan_peek(s) != '"') {
+				REASON("content: not a string");
+				return APP_EPARSE;
+			}
+			if (jscan_string(s, str + strn, &content_len) != 0) {
+				REASON(field_reason("content", s));
+				return APP_EPARSE;
+			}
+			content_off = strn;
+			strn += content_len + 1;
+			break;
+		case F_TAGS:
+			if ((r = scan_tags(s, reason, &strn, &nf, &nt)) != 0)
+				return r;
+			break;
+		default:
+			if ((r = jscan_skip_value(s)) != 0) {
+				REASON("event: not valid JSON");
+				return r == APP_ETOOBIG ? r : APP_EPARSE;
+			}
+		}
+		int c = jscan_peek(s);
+		if (c == ',') {
+			s->p++;
+			continue;
+		}
+		if (c == '}') {
+			s->p++;
+			break;
+		}
+		REASON("event: not valid JSON");
+		return APP_EPARSE;
+	}
+	static const struct {
+		unsigned bit;
+		const char *reason;
+	} required[] = {{F_ID, "id: missing"},     {F_PUBKEY, "pubkey: missing"}, {F_CREATED, "created_at: missing"},
+			{F_KIND, "kind: missing"}, {F_TAGS, "tags: missing"},     {F_CONTENT, "content: missing"},
+			{F_SIG, "sig: missing"}};
+	for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+		if (!(seen & required[i].bit)) {
+			REASON(required[i].reason);
+			return APP_EPARSE;
+		}
+	/* One allocation: event | tags | v[] per tag | len[] per tag | strings. */
+	size_t head = sizeof(struct event) + nt * sizeof(struct event_tag) + nf * (sizeof(char *) + sizeof(size_t));
+	struct event *ev = malloc(head + strn + 1);
+	if (!ev)
+		return APP_ENOMEM;
+	memset(ev, 0, sizeof *ev);
+	char *block = (char *)ev;
+	char *strings = block + head;
+	memcpy(strings, str, strn);
+	strings[strn] = 0;
+	memcpy(ev->id, id, 32);
+	memcpy(ev->pubkey, pubkey, 32);
+	memcpy(ev->sig, sig, 64);
+	ev->kind = (uint32_t)kind;
+	ev->created_at = created;
+	ev->packed_ = 1;
+	ev->content = strings + content_off;
+	ev->content_len = content_len;
+	ev->tags = nt ? (struct event_tag *)(block + sizeof(struct event)) : NULL;
+	ev->ntags = nt;
+	char **vp = (char **)(block + sizeof(struct event) + nt * sizeof(struct event_tag));
+	size_t *lp = (size_t *)(vp + nf);
+	size_t fi = 0;
+	for (size_t t = 0; t < nt; t++) {
+		struct event_tag *tag = &ev->tags[t];
+		tag->n = t_scratch.tagn[t];
+		tag->v = vp + fi;
+		tag->len = lp + fi;
+		for (size_t k = 0; k < tag->n; k++, fi++) {
+			tag->v[k] = strings + t_scratch.f[fi].off;
+			tag->len[k] = t_scratch.f[fi].len;
+		}
+	}
+	*out = ev;
+	REASON("ok");
+	return 0;
+}
+
+int event_parse_scan(struct event **out, const char **reason, struct jscan *outer)
+{
+	*out = NULL;
+	size_t avail = jscan_remaining(outer);
+	size_t bound = avail < EVENT_MAX_JSON ? avail : EVENT_MAX_JSON;
+	if (scratch_grow((void **)&t_scratch.str, &t_scratch.strcap, bound + 1, 1))
+		return APP_ENOMEM;
+	struct jscan s;
+	jscan_init(&s, outer->p, bound);
+	int r = scan_event(out, reason, &s);
+	if (r == 0) {
+		outer->p = s.p;
+	} else if (r == APP_EPARSE && avail > EVENT_MAX_JSON && s.p >= s.end) {
+		REASON("event: JSON text over the size cap");
+		r = APP_ETOOBIG;
+	}
+	/* Do not keep a huge scratch area after a huge event. */
+	if (t_scratch.strcap > (1u << 20)) {
+		free(t_scratch.str);
+		t_scratch.str = NULL;
+		t_scratch.strcap = 0;
+	}
+	return r;
+}
+
 int event_parse(struct event **out, const char **reason, const char *json, size_t len)
 {
 	*out = NULL;
@@ -291,19 +647,15 @@ int event_parse(struct event **out, const char **reason, const char *json, size_
 		REASON("event: JSON text over the size cap");
 		return APP_ETOOBIG;
 	}
-	cJSON *j = NULL;
-	int r = json_parse(&j, json, len, EVENT_MAX_JSON, 16);
-	if (r) {
-		if (json_has_nul_escape(json, len))
-			REASON("event: a string decodes to NUL");
-		else if (r == APP_ETOOBIG)
-			REASON("event: JSON nested too deeply");
-		else
-			REASON("event: not valid JSON");
-		return r == APP_ENOMEM ? r : (r == APP_ETOOBIG ? APP_ETOOBIG : APP_EPARSE);
+	struct jscan s;
+	jscan_init(&s, json, len);
+	int r = event_parse_scan(out, reason, &s);
+	if (r == 0 && !jscan_at_end(&s)) {
+		event_free(*out);
+		*out = NULL;
+		REASON("event: not valid JSON (trailing data)");
+		return APP_EPARSE;
 	}
-	r = event_from_cjson(out, reason, j);
-	cJSON_Delete(j);
 	return r;
 }
 
@@ -347,19 +699,24 @@ int event_serialize_commitment(char **out, size_t *outlen, const struct event *e
 	return jw_finish(&w, out, outlen);
 }
 
+/*
+ * Each thread reuses one serialization buffer for ids (verification is the
+ * hot path); it is released when it grew past 1 MiB.
+ */
+static _Thread_local struct jw t_id_buf;
+
 int event_compute_id(const struct event *ev, uint8_t id[32])
 {
-	struct jw w;
-	jw_init(&w, 0);
-	write_commitment(&w, ev);
-	if (w.err) {
-		int e = w.err;
-		jw_free(&w);
-		return e;
-	}
-	hash_sha256(id, w.p, w.len);
-	jw_free(&w);
-	return 0;
+	struct jw *w = &t_id_buf;
+	w->len = 0;
+	w->err = 0;
+	write_commitment(w, ev);
+	int e = w->err;
+	if (!e)
+		hash_sha256(id, w->p, w->len);
+	if (e || w->cap > (1u << 20))
+		jw_free(w);
+	return e;
 }
 
 int event_sign(struct event *ev, const struct keypair *kp)

@@ -49,12 +49,14 @@ struct event {
 	size_t content_len;
 	struct event_tag *tags;
 	size_t ntags;
+	int packed_; /* private: tags and content share the event's allocation */
 };
 
 /*
  * event_parse: a complete event from JSON text json[0..len) (need not be
- * NUL-terminated). Checks the shape only (not id or signature; call
- * event_verify). Refused, with *reason set to a static text naming the
+ * NUL-terminated), read by a strict single-pass scanner (jscan.h) into one
+ * allocation. Checks the shape only (not id or signature; call
+ * event_verify). Strings must be valid UTF-8. Refused, with *reason set to a static text naming the
  * field: input over EVENT_MAX_JSON (APP_ETOOBIG); not JSON or not an object
  * (APP_EPARSE); missing, duplicate or wrongly typed fields; id/pubkey/sig not
  * lowercase hex of the right length; kind not an integer in 0..65535;
@@ -62,9 +64,17 @@ struct event {
  * non-empty arrays of strings; any string that decodes to NUL; caps
  * exceeded (APP_ETOOBIG). Unknown extra fields are ignored.
  * Returns 0 with *out set (free with event_free), or a negative APP_E*.
- * `reason` may be NULL.
+ * `reason` may be NULL; it stays valid until the next parse on this thread.
  */
 int event_parse(struct event **out, const char **reason, const char *json, size_t len) APP_WUR;
+
+/*
+ * event_parse_scan: as event_parse for the event object at the scanner's
+ * position (inside a larger message such as ["EVENT",subid,{...}]); on
+ * success the scanner is left just after the object.
+ */
+struct jscan;
+int event_parse_scan(struct event **out, const char **reason, struct jscan *s) APP_WUR;
 
 /*
  * event_from_cjson: as event_parse for an already-parsed cJSON object (for

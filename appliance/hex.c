@@ -13,15 +13,22 @@ void hex_encode(char *out, const uint8_t *in, size_t len)
 	out[2 * len] = 0;
 }
 
+/* Digit values: 0..15 for 0-9 a-f, 16..31 (value + 16) for A-F, -1 otherwise. */
+static const int8_t hex_table[256] = {
+	['0'] = 0, ['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5, ['6'] = 6, ['7'] = 7,
+	['8'] = 8, ['9'] = 9, ['a'] = 10, ['b'] = 11, ['c'] = 12, ['d'] = 13, ['e'] = 14, ['f'] = 15,
+	['A'] = 26, ['B'] = 27, ['C'] = 28, ['D'] = 29, ['E'] = 30, ['F'] = 31,
+};
+
 static int hex_val(char c, int strict)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (!strict && c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	unsigned char u = (unsigned char)c;
+	int v = hex_table[u];
+	if (v == 0 && u != '0')
+		return -1;
+	if (v >= 16)
+		return strict ? -1 : v - 16;
+	return v;
 }
 
 int hex_decode(uint8_t *out, size_t outlen, const char *in, size_t inlen, int strict)

@@ -188,11 +188,47 @@ int keys_sign(const struct keypair *kp, uint8_t sig[64], const uint8_t msg32[32]
 	return r;
 }
 
+/*
+ * Parsing an x-only key costs a field square root (~10% of a verification).
+ * Authors repeat in real traffic, so each thread keeps a small direct-mapped
+ * cache of parsed keys. Public keys only: nothing secret is cached.
+ */
+#define PUBKEY_CACHE_SLOTS 4096
+struct pubkey_cache_slot {
+	uint8_t pub[32];
+	secp256k1_xonly_pubkey parsed;
+	int used;
+};
+static _Thread_local struct pubkey_cache_slot *t_pubkey_cache;
+
+static int xonly_parse_cached(const secp256k1_context *ctx, secp256k1_xonly_pubkey *out, const uint8_t pub[32])
+{
+	if (!t_pubkey_cache)
+		t_pubkey_cache = calloc(PUBKEY_CACHE_SLOTS, sizeof *t_pubkey_cache); /* freed at exit */
+	struct pubkey_cache_slot *slot = NULL;
+	if (t_pubkey_cache) {
+		unsigned h = ((unsigned)pub[0] | (unsigned)pub[1] << 8 | (unsigned)pub[31] << 16) % PUBKEY_CACHE_SLOTS;
+		slot = &t_pubkey_cache[h];
+		if (slot->used && memcmp(slot->pub, pub, 32) == 0) {
+			*out = slot->parsed;
+			return 1;
+		}
+	}
+	if (!secp256k1_xonly_pubkey_parse(ctx, out, pub))
+		return 0;
+	if (slot) {
+		memcpy(slot->pub, pub, 32);
+		slot->parsed = *out;
+		slot->used = 1;
+	}
+	return 1;
+}
+
 int keys_verify(const uint8_t pub[32], const uint8_t sig[64], const uint8_t *msg, size_t msglen)
 {
 	const secp256k1_context *ctx = keys_ctx();
 	secp256k1_xonly_pubkey xpub;
-	if (!secp256k1_xonly_pubkey_parse(ctx, &xpub, pub))
+	if (!xonly_parse_cached(ctx, &xpub, pub))
 		return APP_EBADKEY;
 	return secp256k1_schnorrsig_verify(ctx, sig, msg, msglen, &xpub) ? 0 : APP_EBADSIG;
 }

@@ -94,10 +94,10 @@ struct malformed {
 };
 
 static const struct malformed malformed_table[] = {
-	{"", APP_EPARSE, "not valid JSON"},
-	{"not json", APP_EPARSE, "not valid JSON"},
+	{"", APP_EPARSE, "not a JSON object"},
+	{"not json", APP_EPARSE, "not a JSON object"},
 	{"[1,2,3]", APP_EPARSE, "not a JSON object"},
-	{"{\"id\":1} trailing", APP_EPARSE, "not valid JSON"},
+	{"{\"id\":1} trailing", APP_EPARSE, "id: not 64 lowercase hex"},
 	{EV(OKID, OKPK, "1", "1", "[]", "\"x\"", OKSIG) " x", APP_EPARSE, "not valid JSON"},
 	{"{\"pubkey\":" OKPK ",\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":\"\",\"sig\":" OKSIG "}", APP_EPARSE, "id: missing"},
 	{"{\"id\":" OKID ",\"created_at\":1,\"kind\":1,\"tags\":[],\"content\":\"\",\"sig\":" OKSIG "}", APP_EPARSE, "pubkey: missing"},
@@ -130,8 +130,14 @@ static const struct malformed malformed_table[] = {
 	{EV(OKID, OKPK, "1", "1", "[]", "5", OKSIG), APP_EPARSE, "content: not a string"},
 	{EV(OKID, OKPK, "1", "1", "[]", "\"a\\u0000b\"", OKSIG), APP_EPARSE, "decodes to NUL"},
 	{EV(OKID, OKPK, "1", "1", "[[\"p\",\"\\u0000\"]]", "\"x\"", OKSIG), APP_EPARSE, "decodes to NUL"},
-	{EV(OKID, OKPK, "1", "1", "[]", "\"raw\x01control\"", OKSIG), APP_EPARSE, "not valid JSON"},
-	{EV(OKID, OKPK, "1", "1", "[[[[[[[[[[[[[[[[[[\"x\"]]]]]]]]]]]]]]]]]]", "\"x\"", OKSIG), APP_ETOOBIG, "nested too deeply"},
+	{EV(OKID, OKPK, "1", "1", "[]", "\"raw\x01control\"", OKSIG), APP_EPARSE, "content: raw control character"},
+	{EV(OKID, OKPK, "1", "1", "[[[\"x\"]]]", "\"x\"", OKSIG), APP_EPARSE, "tags: a tag element is not a string"},
+	{"{\"extra\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}", APP_ETOOBIG, "not valid JSON"},
+	{EV(OKID, OKPK, "1", "1", "[]", "\"bad \\x escape\"", OKSIG), APP_EPARSE, "content: bad escape"},
+	{EV(OKID, OKPK, "1", "1", "[]", "\"lone \\ud800 surrogate\"", OKSIG), APP_EPARSE, "content: lone surrogate"},
+	{EV(OKID, OKPK, "1", "1", "[]", "\"bad utf8 \xc3\x28\"", OKSIG), APP_EPARSE, "content: invalid UTF-8"},
+	{"{\"content\":\"unterminated", APP_EPARSE, "content: unterminated string"},
+	{EV(OKID, OKPK, "1e3", "1", "[]", "\"x\"", OKSIG), 0, NULL},
 };
 
 static void test_malformed_table(void)
