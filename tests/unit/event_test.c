@@ -413,7 +413,7 @@ static void test_bech32(void)
 		free(w);
 	}
 	/* BIP-173 invalid: hrp char out of range, no separator, empty hrp, bad checksum, mixed case */
-	const char *invalid[] = {"\x20" "1nwldj5", "pzry9x0s0muk", "1pzry9x0s0muk", "x1b4n0q5v", "li1dgmt3",
+	const char *invalid[] = {" 1nwldj5", "pzry9x0s0muk", "1pzry9x0s0muk", "x1b4n0q5v", "li1dgmt3",
 				 "A1G7SGD8", "10a06t8", "1qzzfhee", "A12uEL5L"};
 	for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
 		char hrp[BECH32_HRP_MAX + 1];
