@@ -25,6 +25,9 @@ int cmd_key(int argc, char **argv);
 int cmd_event(int argc, char **argv);
 int cmd_nip44(int argc, char **argv);
 int cmd_nip19(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
 
 /*
  * cli_read_input: all of FILE (or stdin for NULL or "-") into a new

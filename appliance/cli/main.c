@@ -19,6 +19,9 @@ static const struct command commands[] = {
 	{"event", cmd_event, "event sign|verify: sign or verify NIP-01 events"},
 	{"nip44", cmd_nip44, "nip44 encrypt|decrypt: NIP-44 v2 payloads"},
 	{"nip19", cmd_nip19, "nip19 encode|decode: npub, nsec, note, nprofile, nevent, naddr"},
+	{"train", cmd_train, "train a model on CSV datasets (the enclave's engine)"},
+	{"evaluate", cmd_evaluate, "evaluate a saved model on a CSV dataset"},
+	{"dataset", cmd_dataset, "dataset seal|open: the sealed-data format"},
 };
 
 static int usage(FILE *f)
