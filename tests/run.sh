@@ -16,6 +16,7 @@ mkdir -p "$log_dir"
 run_suite() { # name, command...
 	local name=$1; shift
 	local log=$log_dir/$name.log start=$SECONDS
+	mkdir -p "$(dirname "$log")"
 	"$@" >"$log" 2>&1
 	local rc=$?
 	local line

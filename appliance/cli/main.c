@@ -22,6 +22,8 @@ static const struct command commands[] = {
 	{"train", cmd_train, "train a model on CSV datasets (the enclave's engine)"},
 	{"evaluate", cmd_evaluate, "evaluate a saved model on a CSV dataset"},
 	{"dataset", cmd_dataset, "dataset seal|open: the sealed-data format"},
+	{"attest", cmd_attest, "attest verify|show: AWS Nitro attestation documents and events"},
+	{"release", cmd_release, "release sign|verify: maintainer release signatures (63794)"},
 };
 
 static int usage(FILE *f)
