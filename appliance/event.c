@@ -1,6 +1,7 @@
 #include "event.h"
 
 #include <cJSON.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,6 +339,9 @@ out:
 struct field_desc {
 	size_t off, len;
 };
+static _Thread_local struct jw t_id_buf; /* defined with event_compute_id below */
+static void tls_register(void);
+
 static _Thread_local struct {
 	char *str;
 	size_t strcap;
@@ -347,10 +351,22 @@ static _Thread_local struct {
 	size_t tcap;
 } t_scratch;
 
+static void tls_release(void *unused)
+{
+	(void)unused;
+	jw_free(&t_id_buf);
+	free(t_scratch.str);
+	free(t_scratch.f);
+	free(t_scratch.tagn);
+	memset(&t_scratch, 0, sizeof t_scratch);
+}
+
 static int scratch_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
 	if (need <= *cap)
 		return 0;
+	if (!*cap)
+		tls_register();
 	size_t c = *cap ? *cap : 64;
 	while (c < need)
 		c *= 2;
@@ -703,11 +719,33 @@ int event_serialize_commitment(char **out, size_t *outlen, const struct event *e
  * Each thread reuses one serialization buffer for ids (verification is the
  * hot path); it is released when it grew past 1 MiB.
  */
-static _Thread_local struct jw t_id_buf;
+/*
+ * Per-thread buffers (t_id_buf above, t_scratch below) are released when a
+ * thread exits: the first use registers the thread with a pthread key whose
+ * destructor frees them.
+ */
+static pthread_key_t g_tls_key;
+static pthread_once_t g_tls_key_once = PTHREAD_ONCE_INIT;
+static void tls_release(void *unused);
+
+static void tls_key_init(void)
+{
+	if (pthread_key_create(&g_tls_key, tls_release) != 0)
+		abort();
+}
+
+static void tls_register(void)
+{
+	pthread_once(&g_tls_key_once, tls_key_init);
+	if (!pthread_getspecific(g_tls_key))
+		(void)pthread_setspecific(g_tls_key, &t_id_buf); /* any non-NULL value */
+}
 
 int event_compute_id(const struct event *ev, uint8_t id[32])
 {
 	struct jw *w = &t_id_buf;
+	if (!w->p)
+		tls_register();
 	w->len = 0;
 	w->err = 0;
 	write_commitment(w, ev);

@@ -200,11 +200,25 @@ struct pubkey_cache_slot {
 	int used;
 };
 static _Thread_local struct pubkey_cache_slot *t_pubkey_cache;
+static pthread_key_t g_cache_key; /* its destructor frees a thread's cache when the thread exits */
+static pthread_once_t g_cache_key_once = PTHREAD_ONCE_INIT;
+
+static void cache_key_init(void)
+{
+	if (pthread_key_create(&g_cache_key, free) != 0)
+		fatal("event=keys_init error=pthread_key_create_failed");
+}
 
 static int xonly_parse_cached(const secp256k1_context *ctx, secp256k1_xonly_pubkey *out, const uint8_t pub[32])
 {
-	if (!t_pubkey_cache)
-		t_pubkey_cache = calloc(PUBKEY_CACHE_SLOTS, sizeof *t_pubkey_cache); /* freed at exit */
+	if (!t_pubkey_cache) {
+		pthread_once(&g_cache_key_once, cache_key_init);
+		t_pubkey_cache = calloc(PUBKEY_CACHE_SLOTS, sizeof *t_pubkey_cache);
+		if (t_pubkey_cache && pthread_setspecific(g_cache_key, t_pubkey_cache) != 0) {
+			free(t_pubkey_cache);
+			t_pubkey_cache = NULL;
+		}
+	}
 	struct pubkey_cache_slot *slot = NULL;
 	if (t_pubkey_cache) {
 		unsigned h = ((unsigned)pub[0] | (unsigned)pub[1] << 8 | (unsigned)pub[31] << 16) % PUBKEY_CACHE_SLOTS;

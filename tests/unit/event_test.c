@@ -4,6 +4,7 @@
  * JSON.stringify-compatible serialization), filters, NIP-19 and bech32.
  */
 #include <cJSON.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -449,6 +450,49 @@ static void test_bech32(void)
 	CHECK_ERR(nip19_encode(&s, &e), APP_EINVAL);
 }
 
+/* Worker threads parse, sign and verify, then exit: their per-thread
+ * buffers and key caches must be released (LeakSanitizer in make check). */
+static void *thread_work(void *arg)
+{
+	struct keypair *kp = arg;
+	int *ok = calloc(1, sizeof *ok);
+	for (int i = 0; i < 50 && ok; i++) {
+		struct event *ev = NULL, *back = NULL;
+		char *json = NULL;
+		size_t len;
+		int r = event_new(&ev, 1, (uint64_t)i, "thread", 6);
+		if (r == 0)
+			r = event_sign(ev, kp);
+		if (r == 0)
+			r = event_to_json(&json, &len, ev);
+		if (r == 0)
+			r = event_parse(&back, NULL, json, len);
+		if (r == 0)
+			r = event_verify(back);
+		*ok += r == 0;
+		free(json);
+		event_free(ev);
+		event_free(back);
+	}
+	return ok;
+}
+
+static void test_threads(void)
+{
+	struct keypair *kp;
+	CHECK_OK(keys_generate(&kp));
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, thread_work, kp) == 0);
+	for (int i = 0; i < 4; i++) {
+		void *res = NULL;
+		CHECK(pthread_join(t[i], &res) == 0);
+		CHECKM(res && *(int *)res == 50, "thread %d verified %d/50", i, res ? *(int *)res : -1);
+		free(res);
+	}
+	keys_free(kp);
+}
+
 int main(void)
 {
 	RUN(test_valid_vectors);
@@ -460,5 +504,6 @@ int main(void)
 	RUN(test_filters);
 	RUN(test_nip19_vectors);
 	RUN(test_bech32);
+	RUN(test_threads);
 	return test_summary();
 }
