@@ -42,7 +42,6 @@ PEERS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/appliance-peers.XXXXXX") || {
 	return 2 2>/dev/null || exit 2
 }
 _PEERS_PIDS=()
-_PEERS_SEQ=0
 _T_PASS=0
 _T_FAIL=0
 
@@ -107,9 +106,11 @@ _peers_kill() {
 _peers_spawn() {
 	local name=$1 script=$2
 	shift 2
-	_PEERS_SEQ=$((_PEERS_SEQ + 1))
-	_PEERS_LAST_OUT=$PEERS_TMP/$name.$_PEERS_SEQ.out
-	_PEERS_LAST_ERR=$PEERS_TMP/$name.$_PEERS_SEQ.err
+	# Unique names even when called from a subshell (a counter would not be
+	# shared with the parent shell and a later peer could read an earlier
+	# peer's READY line from a reused file).
+	_PEERS_LAST_OUT=$(mktemp "$PEERS_TMP/$name.XXXXXX.out") || return 2
+	_PEERS_LAST_ERR=${_PEERS_LAST_OUT%.out}.err
 	"$PEERS_NODE" "$PEERS_DIR/$script" --exit-with-pid "$$" "$@" >"$_PEERS_LAST_OUT" 2>"$_PEERS_LAST_ERR" </dev/null &
 	_PEERS_LAST_PID=$!
 	_PEERS_PIDS+=("$_PEERS_LAST_PID")
@@ -143,6 +144,25 @@ relay_start() {
 	RELAY_PID=$pid
 	RELAY_LOG=$_PEERS_LAST_ERR
 	export RELAY_URL RELAY_PORT RELAY_PID RELAY_LOG
+}
+
+# peer_start NAME SCRIPT READY_REGEX [ARGS...]: starts tests/peers/SCRIPT (any
+# peer that prints a ready line), waits for a stdout line matching
+# READY_REGEX; sets PEER_LINE (that line), PEER_PID, PEER_OUT (stdout file)
+# and PEER_LOG (stderr file). Call it directly, not in $( ): the variables
+# must reach the calling shell. The pid is stopped by peers_cleanup.
+peer_start() {
+	_peers_check || return
+	local name=$1 script=$2 ready=$3 line
+	shift 3
+	_peers_spawn "$name" "$script" "$@"
+	PEER_PID=$_PEERS_LAST_PID PEER_OUT=$_PEERS_LAST_OUT PEER_LOG=$_PEERS_LAST_ERR
+	if ! line=$(peers_wait_line "$PEER_OUT" "$ready" "$PEERS_START_TIMEOUT" "$PEER_PID"); then
+		_peers_start_failed "$name" "$PEER_PID" "$PEER_LOG"
+		return 1
+	fi
+	PEER_LINE=$line
+	export PEER_LINE PEER_PID PEER_OUT PEER_LOG
 }
 
 relay_stop() {
