@@ -28,8 +28,13 @@ int cmd_nip19(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
+int cmd_req(int argc, char **argv);
 int cmd_attest(int argc, char **argv);
 int cmd_release(int argc, char **argv);
+int cmd_bolt11(int argc, char **argv);
+int cmd_pay(int argc, char **argv);
+int cmd_wallet(int argc, char **argv);
 
 /*
  * cli_read_input: all of FILE (or stdin for NULL or "-") into a new

@@ -22,8 +22,13 @@ static const struct command commands[] = {
 	{"train", cmd_train, "train a model on CSV datasets (the enclave's engine)"},
 	{"evaluate", cmd_evaluate, "evaluate a saved model on a CSV dataset"},
 	{"dataset", cmd_dataset, "dataset seal|open: the sealed-data format"},
+	{"publish", cmd_publish, "publish a signed event to relays, print each OK"},
+	{"req", cmd_req, "query relays with filters, print matching events (or --stream)"},
 	{"attest", cmd_attest, "attest verify|show: AWS Nitro attestation documents and events"},
 	{"release", cmd_release, "release sign|verify: maintainer release signatures (63794)"},
+	{"bolt11", cmd_bolt11, "bolt11 decode: decode and check a Lightning invoice"},
+	{"pay", cmd_pay, "pay a bolt11 invoice over NIP-47 (Nostr Wallet Connect)"},
+	{"wallet", cmd_wallet, "wallet balance|info|invoice|lookup|receive|ledger: NIP-47 wallet and ledger"},
 };
 
 static int usage(FILE *f)
