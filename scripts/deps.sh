@@ -11,7 +11,7 @@ APT_PKGS=(
 	build-essential pkg-config clang libfuzzer-14-dev libclang-rt-14-dev
 	libsecp256k1-dev libwebsockets-dev libcurl4-openssl-dev libcjson-dev libsodium-dev
 	libcbor-dev libopenblas-dev libssl-dev libinih-dev libqrencode-dev
-	openssl iproute2 util-linux procps curl python3
+	openssl iproute2 util-linux procps curl python3 time bc
 )
 if [[ ${1:-} == --bench ]]; then
 	APT_PKGS+=(python3-sklearn python3-numpy python3-torch age hyperfine)
