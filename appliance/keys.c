@@ -118,6 +118,7 @@ int keys_load(struct keypair **out, const char *path)
 			return APP_ENOENT;
 		return keys_parse_secret(out, env, strlen(env));
 	}
+	(void)keys_ctx(); /* initializes libsodium: sodium_malloc aborts before sodium_init */
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? APP_ENOENT : APP_EIO;
