@@ -1,12 +1,19 @@
 /*
  * csv.c: streaming CSV reader into a float32 matrix (see csv.h).
  *
- * Speed: lines are located with memchr and parsed in place; numbers are
- * read with SWAR (8 digits per step) and converted with Clinger's exact
- * fast path (mantissa < 2^53, |exponent| <= 22, correctly rounded double,
- * then to float unless the double lies exactly on a float rounding
+ * Speed: lines are parsed in place (only a line cut by the end of a piece,
+ * or too close to it, is copied); a row's delimiters are found 64 bytes at
+ * a time, then its fields are converted independently. Numbers are read
+ * with SIMD where the CPU has it ("fast paths": 1 field at a time with
+ * SSE2, 4 to 8 with AVX-512, whose line loop also takes plain rows whole)
+ * or SWAR (parse_number, 8 digits per step), and converted with Clinger's
+ * exact fast path (mantissa < 2^53, |exponent| <= 22, correctly rounded
+ * double, then to float unless the double lies near a float rounding
  * midpoint); anything else (long mantissas, big exponents, subnormals,
- * midpoints) goes through strtof, so results always equal strtof's.
+ * midpoints) goes through strtof, so results always equal strtof's. The
+ * fast paths only ever decline: what they refuse, the general parser
+ * takes, and all errors come from it. The matrix is made resident a MiB
+ * at a time ahead of the rows (prefault).
  */
 #include "enclave/train/csv.h"
 
@@ -17,18 +24,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
+/* x86-64: SSE2 always; AVX-512 when the CPU has it (CSV_NO_AVX512 leaves it out) */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define CSV_SSE2 1
+#if defined(__GNUC__) && !defined(CSV_NO_AVX512)
+#define CSV_AVX512 1
+#endif
 #endif
 
 #define CSV_HT_SIZE 2048u         /* > 2 * DATASET_MAX_CLASSES, power of two */
 #define CSV_NUM_MAX 400u          /* characters of a number for the slow path */
-#define CSV_READ_BUF (1u << 20)
-#define CSV_CARRY_SLACK 16u       /* zeroed bytes after a carried line (SWAR loads) */
+#define CSV_READ_BUF (128u << 10)  /* read() size: fits L2, parsed while it is hot */
+#define CSV_PREFAULT (1u << 20)   /* bytes of the matrix made resident at a time */
 #define CSV_SHOW_MAX 40u          /* characters of a field quoted in a message */
 
 _Static_assert(CSV_HT_SIZE >= 2 * DATASET_MAX_CLASSES, "class table too small");
+_Static_assert(DATASET_MAX_CLASSES < UINT16_MAX, "byte_class holds class index + 1");
+
+enum csv_simd { CSV_SIMD_BASE = 0, CSV_SIMD_AVX512 = 1 };
 
 struct csv_parser {
 	struct csv_options o;
@@ -36,7 +52,8 @@ struct csv_parser {
 	/* schema (fixed by the first source's first line) */
 	int have_schema;
 	size_t ncols, label_col, features;
-	uint32_t *dpos;         /* delimiter offsets of the current row (ncols - 1) */
+	uint32_t *bounds;       /* the current row's split (see data_row), ncols + 1 + CSV_BOUNDS_SLACK */
+	int simd;               /* enum csv_simd */
 	char **names;           /* features names, or NULL */
 	char *label_hdr;        /* header name of the label column */
 	char first_source[256];
@@ -44,6 +61,7 @@ struct csv_parser {
 	float *x;
 	uint32_t *y;
 	size_t rows, cap;
+	size_t resident;        /* bytes of x made resident ahead (see prefault) */
 	/* classes */
 	char **classes;
 	size_t *class_len;
@@ -51,6 +69,7 @@ struct csv_parser {
 	int fixed;
 	uint32_t ht[CSV_HT_SIZE]; /* class index + 1, 0 = empty */
 	size_t last_class;        /* cache of the previous row's class */
+	uint16_t byte_class[256]; /* class index + 1 of one-byte labels, 0 = none */
 	/* current source */
 	char name[256];
 	int in_source;
@@ -320,12 +339,25 @@ static int is_nan_inf(const char *s, size_t n)
 	       (n == 8 && !strncasecmp(s, "infinity", 8));
 }
 
+#if defined(CSV_SSE2)
+static inline int fast_field(const char *s, size_t len, float *out);
+#endif
+
 int csv_parse_float(float *out, const char *s, size_t len)
 {
 	if (!out || (!s && len))
 		return APP_EINVAL;
 	if (len == 0)
 		return APP_EPARSE;
+#if defined(CSV_SSE2)
+	/* the same paths as fields: the SIMD one on a padded copy first */
+	char pad[32] = {0};
+	if (len < 16) {
+		memcpy(pad, s, len);
+		if (fast_field(pad, len, out))
+			return 0;
+	}
+#endif
 	if (is_nan_inf(s, len))
 		return APP_ERANGE;
 	int rc;
@@ -489,6 +521,8 @@ static int class_add(struct csv_parser *p, const char *s, size_t n, size_t *idx)
 	p->ht[h] = (uint32_t)(p->nclasses + 1);
 	p->classes[p->nclasses] = c;
 	p->class_len[p->nclasses] = n;
+	if (n == 1 && !is_blank(s[0], p->o.delimiter) && s[0] != '"')
+		p->byte_class[(uint8_t)s[0]] = (uint16_t)(p->nclasses + 1);
 	*idx = p->nclasses++;
 	return 0;
 }
@@ -608,6 +642,30 @@ static int grow(struct csv_parser *p, struct train_err *err)
 }
 
 /*
+ * Makes the matrix resident ahead of the rows being written, CSV_PREFAULT
+ * bytes at a time: one madvise(MADV_POPULATE_WRITE) call instead of a
+ * page fault per page. Only a speed-up (failures are ignored), and never
+ * further than CSV_PREFAULT ahead, so the peak RSS stays that of the rows.
+ */
+static void prefault(struct csv_parser *p)
+{
+	const size_t row_bytes = p->features * sizeof(float), cap = p->cap * row_bytes;
+	size_t want = (p->rows + 1) * row_bytes;
+	if (p->resident > want)
+		return;
+	size_t upto = (want > p->resident ? want : p->resident) + CSV_PREFAULT;
+	if (upto > cap)
+		upto = cap;
+#if defined(MADV_POPULATE_WRITE)
+	const uintptr_t page = 4096, x = (uintptr_t)p->x;
+	const uintptr_t from = (x + p->resident) & ~(page - 1), to = (x + upto) & ~(page - 1);
+	if (to > from && madvise((void *)from, to - from, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+		upto = SIZE_MAX; /* not supported: stop trying */
+#endif
+	p->resident = upto;
+}
+
+/*
  * A field that failed the fast path: quoted numbers, spaces, or an error
  * naming what is wrong. On success *v is set and *next is at the
  * delimiter or e.
@@ -688,69 +746,490 @@ static int data_row_slow(struct csv_parser *p, const char *s, const char *e, con
 }
 
 /*
- * The common case first: the delimiters of the row are located with SIMD
- * compares, so every field's bounds are known before it is parsed and the
- * field conversions do not wait on each other. Rows with quotes, a wrong
- * field count or any field the fast path cannot take go field by field
- * through data_row_slow (which also produces the error messages).
+ * ---- fast paths ----
+ *
+ * A data row is first split: the offsets of its delimiters go to
+ * p->bounds (bounds[0] = -1, bounds[c + 1] = end of column c, so column c
+ * is s[bounds[c] + 1 .. bounds[c + 1])). Every field's bounds are then
+ * known before it is parsed, and the conversions do not wait on each
+ * other. Numeric fields of the common shape [+-]digits[.digits] (at most
+ * 16 bytes with the sign, fewer than 16 digits, no exponent, no blanks)
+ * are converted with SIMD: the digits are compacted (the dot squeezed out)
+ * into a left-aligned 16-digit integer V (a sign counts as a leading
+ * zero), so the value is V * 10^-(16 - n) where n is the number of bytes
+ * before the dot. V is exact as a double: with at most 15 digits it is
+ * W * 10^k, k >= 1, W < 10^(16 - k), so W * 5^k < 2^15 * 5^16 < 2^53 (or it
+ * has a leading zero and V < 10^15). d = V * 10^-(16 - n) then gets the
+ * Clinger test of parse_number (near_midpoint). Anything else goes to
+ * parse_number (same results) and slow_field (the error messages), so the
+ * fast paths change nothing but the speed.
+ *
+ * Levels: SSE2 (every x86-64): one field at a time. AVX-512 (F, BW, VL,
+ * DQ, CD, VBMI2, with BMI1/2 and POPCNT; checked at run time): the
+ * row split, four fields at a time, and a line loop for plain data rows
+ * (lines_avx512). Other machines: parse_number for every field.
  */
-static int data_row(struct csv_parser *p, const char *s, const char *e, const char *lim, struct train_err *err)
+
+/* Bytes the SIMD paths may read past the end of a row (see feed). */
+#define CSV_ROW_SLACK 64u
+/* Entries the row split may write past the last delimiter. */
+#define CSV_BOUNDS_SLACK 8u
+
+/*
+ * The rounding test of parse_number on d = V * 10^-k (V exact, so d is
+ * within 2 ulp of the true value): nonzero when a float rounding midpoint
+ * may lie between them.
+ */
+static inline int near_midpoint(double d)
+{
+	uint64_t bits;
+	memcpy(&bits, &d, 8);
+	return (bits & 0x1FFFFFFFULL) - (0x10000000ULL - 4) <= 8;
+}
+
+#if defined(CSV_SSE2)
+static inline unsigned popcount64(uint64_t x)
+{
+	x -= (x >> 1) & 0x5555555555555555ULL;
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+	return (unsigned)((x * 0x0101010101010101ULL) >> 56);
+}
+
+/* 10^-k as the nearest doubles, k = 0..16. */
+static const double p10neg[17] = {1e0,  1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7, 1e-8,
+				  1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15, 1e-16};
+
+static const uint8_t lead_ff[32] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+				    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+/* Bytes 0..n-1 all ones, the others zero (n <= 16). */
+static inline __m128i first_bytes(unsigned n)
+{
+	return _mm_loadu_si128((const __m128i *)(const void *)(lead_ff + 16 - n));
+}
+
+/* 16 digit values (most significant first) as an integer. */
+static inline uint64_t digits16(__m128i t)
+{
+	const __m128i z = _mm_setzero_si128();
+	const __m128i m10 = _mm_set_epi16(1, 10, 1, 10, 1, 10, 1, 10);
+	const __m128i m100 = _mm_set_epi16(1, 100, 1, 100, 1, 100, 1, 100);
+	const __m128i m10k = _mm_set_epi16(1, 10000, 1, 10000, 1, 10000, 1, 10000);
+	__m128i d2 = _mm_packs_epi32(_mm_madd_epi16(_mm_unpacklo_epi8(t, z), m10),
+				     _mm_madd_epi16(_mm_unpackhi_epi8(t, z), m10));
+	__m128i d4 = _mm_madd_epi16(d2, m100);
+	__m128i d8 = _mm_madd_epi16(_mm_packs_epi32(d4, d4), m10k);
+	uint64_t two = (uint64_t)_mm_cvtsi128_si64(d8);
+	return (two & 0xffffffffu) * 100000000u + (two >> 32);
+}
+
+/*
+ * One field s[0..len) of the common shape, 16 bytes readable at s.
+ * Returns 1 with *out set, or 0 when parse_number must decide.
+ */
+static inline int fast_field(const char *s, size_t len, float *out)
+{
+	if (len - 1 >= 16)
+		return 0;
+	const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+	const __m128i t = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+	const __m128i isdig = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(9)), t);
+	const unsigned dig = (unsigned)_mm_movemask_epi8(isdig);
+	const unsigned dot = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+	const unsigned neg = s[0] == '-', sign = neg | (s[0] == '+');
+	const unsigned body = (1u << len) - 1, dots = body & dot;
+	/* only digits, one dot not first, a sign first; a digit; not 16 digits */
+	if ((body & ~(dig | dot | sign)) != 0 || (dots & (dots - 1)) != 0 || (dots & 1) != 0 ||
+	    (body & dig) == 0 || (body & dig) == 0xffff)
+		return 0;
+	const unsigned n = (unsigned)__builtin_ctz(dots | (1u << len)); /* bytes before the dot */
+	/* the digits (others zeroed), the dot squeezed out: from it on, every byte takes the next one */
+	const __m128i u = _mm_and_si128(t, _mm_and_si128(isdig, first_bytes((unsigned)len))), before = first_bytes(n);
+	const __m128i c = _mm_or_si128(_mm_and_si128(before, u), _mm_andnot_si128(before, _mm_srli_si128(u, 1)));
+	const uint64_t m = digits16(c);
+	double d = (double)(int64_t)m * p10neg[16 - n]; /* m exact: see "fast paths" */
+	if (near_midpoint(d))
+		return 0;
+	float f = (float)d;
+	uint32_t w;
+	memcpy(&w, &f, 4);
+	w |= neg << 31;
+	memcpy(out, &w, 4);
+	return 1;
+}
+#endif
+
+#if defined(CSV_AVX512)
+#define AVX512_TARGET __attribute__((target("popcnt,bmi,bmi2,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512vbmi2")))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/*
+ * Four fields of the common shape at once (quad_front), converted and
+ * stored eight at a time (quads_finish). Lane j of a 512-bit vector holds
+ * the 16 bytes from the start of field j (b[j] + 1), and the field ends at
+ * the first delimiter in the lane (so fields of 16 bytes or more, and a
+ * row's last column, go the other way). The lanes' byte masks are 16-bit
+ * words of 64-bit integers; the word arithmetic below cannot borrow across
+ * lanes because every word it subtracts from is nonzero (checked first,
+ * or made so).
+ */
+struct quad {
+	__m512i m;     /* lane j, low quadword: field j's digits as V (see "fast paths") */
+	__m128i first; /* word j: the bit of field j's dot, or of its end: 2^n */
+	unsigned neg;  /* bit j: field j is negative */
+};
+
+/* Fields not of the common shape make *bad nonzero. */
+AVX512_TARGET static ALWAYS_INLINE struct quad quad_front(const char *s, const uint32_t *b, __m512i delim,
+							  uint64_t *bad)
+{
+	const uint64_t L = 0x0001000100010001ULL, H = L << 15; /* low and high bit of each word */
+	struct quad q;
+	__m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(s + (uint32_t)(b[0] + 1))));
+	v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(s + b[1] + 1)), 1);
+	v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(s + b[2] + 1)), 2);
+	v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(s + b[3] + 1)), 3);
+	const __m512i t = _mm512_sub_epi8(v, _mm512_set1_epi8('0'));
+	const uint64_t dig = _mm512_cmple_epu8_mask(t, _mm512_set1_epi8(9));
+	const uint64_t dot = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('.'));
+	const uint64_t del = _mm512_cmpeq_epi8_mask(v, delim);
+	const uint64_t neg = _mm512_mask_cmpeq_epi8_mask(L, v, _mm512_set1_epi8('-'));
+	const uint64_t end = del & ~(del - L);         /* the first delimiter */
+	const uint64_t body = end - L;                 /* the bytes before it */
+	const uint64_t digs = dig & body;
+	const uint64_t stop = (dot & body) | end;      /* nonzero in every lane */
+	const uint64_t first = stop & ~(stop - L);     /* the first dot, or the end */
+	*bad |= (((del - L) & ~del) |                  /* a lane without a delimiter */
+		 ((digs - L) & ~digs)) & H;            /* or without a digit */
+	*bad |= body & ~(dig | dot | neg);             /* only digits, dots, a leading '-' */
+	*bad |= stop & (stop - L) & ~end;              /* a second dot */
+	*bad |= first & L;                             /* empty, or a dot first */
+	/* done now: a compiler sinking this past the vector code keeps its masks in (spilled) registers */
+	__asm__("" : "+r"(*bad));
+	q.first = _mm_cvtsi64_si128((long long)first);
+	q.neg = (unsigned)_pext_u64(neg, L);
+	/* squeeze the dot out: from it on, every byte takes the next one */
+	const __m512i u = _mm512_maskz_mov_epi8(digs, t);
+	const __m512i c = _mm512_mask_mov_epi8(u, body & ~(first - L), _mm512_bsrli_epi128(u, 1));
+	/* 16 digits per lane to an integer, in the low quadword of the lane */
+	const __m512i d2 = _mm512_maddubs_epi16(c, _mm512_set1_epi16(0x010a));
+	const __m512i d4 = _mm512_madd_epi16(d2, _mm512_set1_epi32(0x00010064));
+	const __m512i d8 = _mm512_madd_epi16(_mm512_packus_epi32(d4, d4), _mm512_set1_epi32(0x00012710));
+	q.m = _mm512_add_epi64(_mm512_mul_epu32(d8, _mm512_set1_epi64(100000000)), _mm512_srli_epi64(d8, 32));
+	return q;
+}
+
+/*
+ * Converts the fields of two quads (the same one twice for four), stores
+ * the floats selected by keep (garbage when it fails) and returns 1 when
+ * none is near a float rounding midpoint (the test of near_midpoint,
+ * eight at once).
+ */
+AVX512_TARGET static ALWAYS_INLINE int quads_finish(const struct quad *a, const struct quad *b, __mmask8 keep,
+						    float *out)
+{
+	const __m512i m = _mm512_permutex2var_epi64(a->m, _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), b->m);
+	/* times 10^-(16 - n), n = bytes before the dot = 63 - lzcnt(first word) */
+	const __m512i n = _mm512_cvtepu16_epi64(_mm_unpacklo_epi64(a->first, b->first));
+	const __m512i k = _mm512_sub_epi64(_mm512_lzcnt_epi64(n), _mm512_set1_epi64(47));
+	const __m512d pw = _mm512_permutex2var_pd(_mm512_loadu_pd(p10neg), k, _mm512_loadu_pd(p10neg + 8));
+	const __m512d d = _mm512_mul_pd(_mm512_cvtepu64_pd(m), pw);
+	const __m512i low = _mm512_and_si512(_mm512_castpd_si512(d), _mm512_set1_epi64(0x1FFFFFFF));
+	const __mmask8 mid = _mm512_cmple_epu64_mask(_mm512_sub_epi64(low, _mm512_set1_epi64(0x10000000 - 4)),
+						     _mm512_set1_epi64(8));
+	const __m256 f = _mm512_cvtpd_ps(d);
+	const __mmask8 neg = (__mmask8)(a->neg | b->neg << 4);
+	_mm256_mask_storeu_ps(out, keep, _mm256_mask_xor_ps(f, neg, f, _mm256_set1_ps(-0.0f)));
+	return (mid & keep) == 0;
+}
+
+/*
+ * Numeric columns [c, end) (end <= the row's last column) of the row at s
+ * into out[0..end - c), eight and four at a time while they take the fast
+ * path. Returns the columns done (0 mod 4).
+ */
+AVX512_TARGET static ALWAYS_INLINE size_t quads(const char *s, const uint32_t *b, size_t c, size_t end, __m512i vd,
+					       float *out)
+{
+	const size_t c0 = c;
+	for (; c + 8 <= end; c += 8) {
+		uint64_t bad = 0;
+		const struct quad qa = quad_front(s, b + c, vd, &bad), qb = quad_front(s, b + c + 4, vd, &bad);
+		if (!quads_finish(&qa, &qb, 0xff, out + (c - c0)) || bad)
+			return c - c0;
+	}
+	for (; c + 4 <= end; c += 4) {
+		uint64_t bad = 0;
+		const struct quad qa = quad_front(s, b + c, vd, &bad);
+		if (!quads_finish(&qa, &qa, 0x0f, out + (c - c0)) || bad)
+			break;
+	}
+	return c - c0;
+}
+
+/*
+ * Numeric columns [c, end) of the row at s into out[0..end - c), four at
+ * a time while they take the fast path. Returns the columns done.
+ */
+AVX512_TARGET static size_t fields_avx512(const char *s, const uint32_t *b, size_t c, size_t end, char delim,
+					  float *out)
+{
+	return quads(s, b, c, end, _mm512_set1_epi8(delim), out);
+}
+
+
+static const uint8_t iota64[64] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+				    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+				    32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+				    48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+
+/*
+ * Writes off + the positions of the bits of m to w[0..count) (room for
+ * 8 more) and returns the count.
+ */
+AVX512_TARGET static ALWAYS_INLINE size_t put_offsets(uint32_t *w, uint64_t m, size_t off)
+{
+	const size_t cnt = (size_t)_mm_popcnt_u64(m);
+	const __m256i base = _mm256_set1_epi32((int)off);
+	__m512i at = _mm512_maskz_compress_epi8(m, _mm512_loadu_si512((const void *)iota64)); /* packed positions */
+	size_t i = 0;
+	do { /* 8 at a time, the first 8 unconditionally */
+		_mm256_storeu_si256((__m256i *)(void *)(w + i),
+				    _mm256_add_epi32(base, _mm256_cvtepu8_epi32(_mm512_castsi512_si128(at))));
+		at = _mm512_alignr_epi32(_mm512_setzero_si512(), at, 2);
+		i += 8;
+	} while (i < cnt);
+	return cnt;
+}
+
+/* scan_row with AVX-512. */
+AVX512_TARGET static size_t scan_row_avx512(uint32_t *dpos, size_t need, const char *s, size_t len, char delim)
+{
+	const __m512i vd = _mm512_set1_epi8(delim), vq = _mm512_set1_epi8('"');
+	size_t k = 0;
+	for (size_t off = 0; off < len; off += 64) {
+		const __m512i v = _mm512_loadu_si512((const void *)(s + off));
+		const uint64_t keep = len - off < 64 ? _bzhi_u64(~0ULL, (unsigned)(len - off)) : ~0ULL;
+		const uint64_t m = _mm512_mask_cmpeq_epi8_mask(keep, v, vd);
+		if (_mm512_mask_cmpeq_epi8_mask(keep, v, vq) || (size_t)_mm_popcnt_u64(m) > need - k)
+			return need + 1;
+		k += put_offsets(dpos + k, m, off);
+	}
+	return k;
+}
+
+/*
+ * Numeric columns [c, end) of the split row at s into out, all on the
+ * fast paths (quads, fast_field). Returns 1, or 0 if one is not.
+ */
+AVX512_TARGET static ALWAYS_INLINE int numbers_avx512(const char *s, const uint32_t *b, size_t c, size_t end,
+						     size_t last, __m512i vd, float *out)
+{
+	const size_t done = quads(s, b, c, end < last ? end : last, vd, out);
+	for (c += done, out += done; c < end; c++, out++) {
+		const char *fs = s + (uint32_t)(b[c] + 1);
+		if (!fast_field(fs, (size_t)(s + b[c + 1] - fs), out))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * The AVX-512 line loop: parses the lines at s (data rows after the
+ * first line of a source) while they are plain: no quotes, comments or
+ * blank lines, the schema's field count, every number on a fast path, a
+ * label already known. Returns the bytes done (whole lines); the caller
+ * does the next line the general way (new labels, errors, ...), and the
+ * lines near end: a line's last 64-byte block may end 63 bytes past its
+ * newline, and a field's 16 bytes 15 bytes past it.
+ */
+AVX512_TARGET static size_t lines_avx512(struct csv_parser *p, const char *s0, const char *end)
+{
+	const __m512i vd = _mm512_set1_epi8(p->o.delimiter), vn = _mm512_set1_epi8('\n'), vq = _mm512_set1_epi8('"');
+	const size_t need = p->ncols - 1, lc = p->label_col, row_bytes = p->features * sizeof(float);
+	uint32_t *b = p->bounds;
+	const char *s = s0;
+	for (;;) {
+		/* split the line: the delimiters to b[1..], up to the newline */
+		size_t k = 0, off = 0, len;
+		for (;;) {
+			if (64 + 16 > (size_t)(end - (s + off)) || off > p->o.max_line)
+				return (size_t)(s - s0);
+			const __m512i v = _mm512_loadu_si512((const void *)(s + off));
+			const uint64_t nl = _mm512_cmpeq_epi8_mask(v, vn);
+			const uint64_t keep = _blsi_u64(nl) - 1; /* before the newline, or all */
+			const uint64_t m = _mm512_mask_cmpeq_epi8_mask(keep, v, vd);
+			if (_mm512_mask_cmpeq_epi8_mask(keep, v, vq) || (size_t)_mm_popcnt_u64(m) > need - k)
+				return (size_t)(s - s0);
+			k += put_offsets(b + 1 + k, m, off);
+			if (nl) {
+				len = off + _tzcnt_u64(nl);
+				break;
+			}
+			off += 64;
+		}
+		const char *e = s + len;
+		if (len > 0 && e[-1] == '\r')
+			e--;
+		if (k != need || len > p->o.max_line || p->rows == p->cap || e == s || is_blank(*s, p->o.delimiter) ||
+		    *s == '#')
+			return (size_t)(s - s0);
+		b[need + 1] = (uint32_t)(e - s);
+		/* the label: known, no blanks around it */
+		const char *ls = s + (uint32_t)(b[lc] + 1), *le = s + b[lc + 1];
+		size_t cls = p->byte_class[(uint8_t)*ls];
+		if (le - ls == 1 && cls != 0) {
+			cls--;
+		} else {
+			long f;
+			if (le == ls || is_blank(ls[0], p->o.delimiter) || is_blank(le[-1], p->o.delimiter) ||
+			    (f = class_find(p, ls, (size_t)(le - ls))) < 0)
+				return (size_t)(s - s0);
+			cls = (size_t)f;
+		}
+		if ((p->rows + 1) * row_bytes > p->resident)
+			prefault(p);
+		float *row = p->x + p->rows * p->features;
+		if (!numbers_avx512(s, b, 0, lc, need, vd, row) ||
+		    !numbers_avx512(s, b, lc + 1, need + 1, need, vd, row + lc))
+			return (size_t)(s - s0);
+		p->y[p->rows++] = (uint32_t)cls;
+		p->src_rows++;
+		p->line++;
+		s += len + 1;
+	}
+}
+#endif
+
+/*
+ * The row split: offsets of the delimiters in s[0..len) into dpos (room
+ * for need + CSV_BOUNDS_SLACK), CSV_ROW_SLACK bytes readable past len.
+ * Returns the count, or need + 1 as soon as there are more than need or a
+ * quote is seen.
+ */
+static size_t scan_row(uint32_t *dpos, size_t need, const char *s, size_t len, char delim)
+{
+	size_t k = 0;
+#if defined(CSV_SSE2)
+	const __m128i vd = _mm_set1_epi8(delim), vq = _mm_set1_epi8('"');
+	for (size_t off = 0; off < len; off += 64) {
+		uint64_t m = 0, q = 0;
+		for (unsigned i = 0; i < 4; i++) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + off + 16 * i));
+			m |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vd)) << (16 * i);
+			q |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vq)) << (16 * i);
+		}
+		if (len - off < 64) {
+			m &= (1ULL << (len - off)) - 1;
+			q &= (1ULL << (len - off)) - 1;
+		}
+		const size_t cnt = popcount64(m);
+		if (q || cnt > need - k)
+			return need + 1;
+		/* eight offsets unconditionally (most blocks have fewer), then the rest */
+		uint32_t *w = dpos + k;
+		for (size_t i = 0; i < 8; i++) {
+			w[i] = (uint32_t)(off + (size_t)__builtin_ctzll(m | (1ULL << 63)));
+			m &= m - 1;
+		}
+		for (size_t i = 8; i < cnt; i++) {
+			w[i] = (uint32_t)(off + (size_t)__builtin_ctzll(m));
+			m &= m - 1;
+		}
+		k += cnt;
+	}
+#else
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == delim) {
+			if (k == need)
+				return need + 1;
+			dpos[k++] = (uint32_t)i;
+		} else if (s[i] == '"') {
+			return need + 1;
+		}
+	}
+#endif
+	return k;
+}
+
+/*
+ * Numeric columns [c, end) of the split row at s (bounds b) into
+ * out[0..end - c). Returns 0 or the error of the first bad field.
+ */
+static int fields(struct csv_parser *p, const char *s, const uint32_t *b, size_t c, size_t end, float *out,
+		  struct train_err *err)
+{
+	int r;
+	while (c < end) {
+#if defined(CSV_AVX512)
+		const size_t last = p->ncols - 1; /* ends at the row's end, not a delimiter */
+		if (p->simd == CSV_SIMD_AVX512 && c < last) {
+			size_t done = fields_avx512(s, b, c, end < last ? end : last, p->o.delimiter, out);
+			c += done;
+			out += done;
+			if (c == end)
+				break;
+		}
+#endif
+		const char *fs = s + (uint32_t)(b[c] + 1), *fe = s + b[c + 1];
+#if defined(CSV_SSE2)
+		if (!fast_field(fs, (size_t)(fe - fs), out))
+#endif
+		{
+			int rc;
+			const char *n = parse_number(fs, fe + CSV_ROW_SLACK, out, &rc);
+			if (n != fe || rc) {
+				const char *next;
+				if ((r = slow_field(p, fs, fe, c, out, &next, err)) != 0)
+					return r;
+			}
+		}
+		c++;
+		out++;
+	}
+	return 0;
+}
+
+/*
+ * A data row s..e (no line end; CSV_ROW_SLACK bytes readable past e).
+ * Rows with quotes, a wrong field count or any field the fast paths
+ * cannot take go field by field through data_row_slow, which also
+ * produces the error messages.
+ */
+static int data_row(struct csv_parser *p, const char *s, const char *e, struct train_err *err)
 {
 	int r;
 	if (p->rows == p->cap && (r = grow(p, err)) != 0)
 		return r;
-	const char delim = p->o.delimiter;
+	if ((p->rows + 1) * p->features * sizeof(float) > p->resident)
+		prefault(p);
 	const size_t need = p->ncols - 1, lc = p->label_col, len = (size_t)(e - s);
-	uint32_t *dpos = p->dpos;
-	size_t k = 0, off = 0;
-	unsigned quote = 0;
-	if (!dpos || len > UINT32_MAX)
-		return data_row_slow(p, s, e, lim, err);
-#if defined(__SSE2__)
-	const __m128i vd = _mm_set1_epi8(delim), vq = _mm_set1_epi8('"');
-	for (; off + 16 <= len; off += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + off));
-		unsigned md = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vd));
-		quote |= (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vq));
-		while (md) {
-			if (k == need)
-				return data_row_slow(p, s, e, lim, err);
-			dpos[k++] = (uint32_t)(off + (size_t)__builtin_ctz(md));
-			md &= md - 1;
-		}
-	}
+	uint32_t *b = p->bounds;
+	if (!b || len >= UINT32_MAX)
+		return data_row_slow(p, s, e, e + CSV_ROW_SLACK, err);
+	size_t k;
+#if defined(CSV_AVX512)
+	if (p->simd == CSV_SIMD_AVX512)
+		k = scan_row_avx512(b + 1, need, s, len, p->o.delimiter);
+	else
 #endif
-	for (; off < len; off++) {
-		char c = s[off];
-		if (c == delim) {
-			if (k == need)
-				return data_row_slow(p, s, e, lim, err);
-			dpos[k++] = (uint32_t)off;
-		}
-		quote |= c == '"';
-	}
-	if (k != need || quote)
-		return data_row_slow(p, s, e, lim, err);
+		k = scan_row(b + 1, need, s, len, p->o.delimiter);
+	if (k != need)
+		return data_row_slow(p, s, e, e + CSV_ROW_SLACK, err);
+	b[need + 1] = (uint32_t)len;
 	float *row = p->x + p->rows * p->features;
-	uint32_t cls = 0;
-	const char *fs = s;
-	for (size_t col = 0; col <= need; col++) {
-		const char *fe = col < need ? s + dpos[col] : e;
-		if (col == lc) {
-			if (!parse_label(p, fs, fe, col, &cls, err))
-				return p->err;
-		} else {
-			int rc;
-			const char *n = parse_number(fs, lim, row, &rc);
-			if (n != fe || rc) {
-				const char *next;
-				if ((r = slow_field(p, fs, fe, col, row, &next, err)) != 0)
-					return r;
-			}
-			row++;
-		}
-		fs = fe + 1;
-	}
+	uint32_t cls;
+	const char *ls = s + (uint32_t)(b[lc] + 1), *le = s + b[lc + 1];
+	uint16_t one = p->byte_class[(uint8_t)*ls];
+	if ((r = fields(p, s, b, 0, lc, row, err)) != 0)
+		return r;
+	if (le - ls == 1 && one != 0)
+		cls = one - 1u;
+	else if (!parse_label(p, ls, le, lc, &cls, err))
+		return p->err;
+	if ((r = fields(p, s, b, lc + 1, need + 1, row + lc, err)) != 0)
+		return r;
 	p->y[p->rows++] = cls;
 	p->src_rows++;
 	return 0;
@@ -852,7 +1331,7 @@ static int check_dups(struct csv_parser *p, char **f, size_t n, struct train_err
 }
 
 /* The first content line of a source: schema, header detection. */
-static int first_line(struct csv_parser *p, const char *s, const char *e, const char *lim, struct train_err *err)
+static int first_line(struct csv_parser *p, const char *s, const char *e, struct train_err *err)
 {
 	char **f = NULL;
 	size_t n = 0;
@@ -896,10 +1375,11 @@ static int first_line(struct csv_parser *p, const char *s, const char *e, const 
 		} else {
 			p->label_col = (size_t)p->o.label_index;
 		}
-		if (!(p->dpos = malloc(n * sizeof *p->dpos))) {
+		if (!(p->bounds = malloc((n + 1 + CSV_BOUNDS_SLACK) * sizeof *p->bounds))) {
 			r = perr(p, err, APP_ENOMEM, 0, "out of memory");
 			goto out;
 		}
+		p->bounds[0] = UINT32_MAX; /* column 0 starts at offset 0 */
 		p->have_schema = 1;
 		snprintf(p->first_source, sizeof p->first_source, "%s", p->name);
 	} else if (n != p->ncols) {
@@ -951,14 +1431,15 @@ static int first_line(struct csv_parser *p, const char *s, const char *e, const 
 		}
 		r = 0;
 	} else {
-		r = data_row(p, s, e, lim, err);
+		r = data_row(p, s, e, err);
 	}
 out:
 	free_fields(f, n);
 	return r;
 }
 
-static int do_line(struct csv_parser *p, const char *s, const char *e, const char *lim, struct train_err *err)
+/* One line s..e (without the '\n'; CSV_ROW_SLACK bytes readable past e). */
+static int do_line(struct csv_parser *p, const char *s, const char *e, struct train_err *err)
 {
 	const char delim = p->o.delimiter;
 	if (e > s && e[-1] == '\r')
@@ -968,9 +1449,30 @@ static int do_line(struct csv_parser *p, const char *s, const char *e, const cha
 		return 0;
 	if (!p->first_line_done) {
 		p->first_line_done = 1;
-		return first_line(p, s, e, lim, err);
+		return first_line(p, s, e, err);
 	}
-	return data_row(p, s, e, lim, err);
+	return data_row(p, s, e, err);
+}
+
+/*
+ * The fast paths this CPU can run (see "fast paths"). The environment
+ * variable APPLIANCE_CSV_SIMD=base forces the baseline paths (tests run both
+ * on any CPU; also a way to rule the wide paths out when diagnosing).
+ */
+static int simd_level(void)
+{
+	const char *force = getenv("APPLIANCE_CSV_SIMD");
+	if (force && strcmp(force, "base") == 0)
+		return CSV_SIMD_BASE;
+#if defined(CSV_AVX512)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+	    __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+	    __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512vbmi2"))
+		return CSV_SIMD_AVX512;
+#endif
+	return CSV_SIMD_BASE;
 }
 
 int csv_parser_new(struct csv_parser **out, const struct csv_options *o, struct train_err *err)
@@ -997,10 +1499,11 @@ int csv_parser_new(struct csv_parser **out, const struct csv_options *o, struct 
 		goto nomem;
 	p->o = *o;
 	p->o.label_name = NULL;
+	p->simd = simd_level();
 	p->o.classes = NULL;
 	if (o->label_name && !(p->label_name = strdup(o->label_name)))
 		goto nomem;
-	p->carry_cap = o->max_line + 1 + CSV_CARRY_SLACK;
+	p->carry_cap = o->max_line + 1 + CSV_ROW_SLACK;
 	if (!(p->carry = calloc(1, p->carry_cap)))
 		goto nomem;
 	if (o->classes) {
@@ -1042,7 +1545,7 @@ void csv_parser_free(struct csv_parser *p)
 	free(p->classes);
 	free(p->class_len);
 	free(p->carry);
-	free(p->dpos);
+	free(p->bounds);
 	free(p);
 }
 
@@ -1061,6 +1564,15 @@ int csv_parser_begin(struct csv_parser *p, const char *name, struct train_err *e
 	p->src_rows = 0;
 	p->carry_len = 0;
 	return 0;
+}
+
+/* Parses the carried line (its '\n' is added; the slack after it stays readable). */
+static int carried_line(struct csv_parser *p, struct train_err *err)
+{
+	p->carry[p->carry_len] = '\n';
+	int r = do_line(p, p->carry, p->carry + p->carry_len, err);
+	p->carry_len = 0;
+	return r;
 }
 
 int csv_parser_feed(struct csv_parser *p, const uint8_t *data, size_t len, struct train_err *err)
@@ -1085,27 +1597,37 @@ int csv_parser_feed(struct csv_parser *p, const uint8_t *data, size_t len, struc
 		p->carry_len += take;
 		if (!nl)
 			return 0;
-		p->carry[p->carry_len] = '\n';
-		memset(p->carry + p->carry_len + 1, 0, CSV_CARRY_SLACK - 1);
-		if ((r = do_line(p, p->carry, p->carry + p->carry_len, p->carry + p->carry_cap, err)) != 0)
+		if ((r = carried_line(p, err)) != 0)
 			return r;
-		p->carry_len = 0;
 		p->line++;
 		s = nl + 1;
 	}
 	while (s < end) {
+#if defined(CSV_AVX512)
+		if (p->simd == CSV_SIMD_AVX512 && p->first_line_done) {
+			s += lines_avx512(p, s, end);
+			if (s == end)
+				break;
+		}
+#endif
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+		if (n > p->o.max_line)
+			return perr(p, err, APP_ETOOBIG, 0, "line longer than %zu bytes", p->o.max_line);
 		if (!nl) {
-			size_t n = (size_t)(end - s);
-			if (n > p->o.max_line)
-				return perr(p, err, APP_ETOOBIG, 0, "line longer than %zu bytes", p->o.max_line);
 			memcpy(p->carry, s, n);
 			p->carry_len = n;
 			break;
 		}
-		if ((size_t)(nl - s) > p->o.max_line)
-			return perr(p, err, APP_ETOOBIG, 0, "line longer than %zu bytes", p->o.max_line);
-		if ((r = do_line(p, s, nl, end, err)) != 0)
+		/* the fast paths read up to CSV_ROW_SLACK bytes past a line: near the end, copy it */
+		if (CSV_ROW_SLACK >= (size_t)(end - nl)) {
+			memcpy(p->carry, s, n);
+			p->carry_len = n;
+			r = carried_line(p, err);
+		} else {
+			r = do_line(p, s, nl, err);
+		}
+		if (r != 0)
 			return r;
 		p->line++;
 		s = nl + 1;
@@ -1122,13 +1644,8 @@ int csv_parser_end(struct csv_parser *p, struct train_err *err)
 		return APP_ESTATE;
 	if (!p->in_source)
 		return train_err_set(err, APP_ESTATE, NULL, 0, 0, "no source to end");
-	if (p->carry_len) {
-		p->carry[p->carry_len] = '\n';
-		memset(p->carry + p->carry_len + 1, 0, CSV_CARRY_SLACK - 1);
-		if ((r = do_line(p, p->carry, p->carry + p->carry_len, p->carry + p->carry_cap, err)) != 0)
-			return r;
-		p->carry_len = 0;
-	}
+	if (p->carry_len && (r = carried_line(p, err)) != 0)
+		return r;
 	p->in_source = 0;
 	if (p->src_rows == 0) {
 		p->line = 0;
