@@ -110,7 +110,7 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-.PHONY: all deps test test-run check fuzz fuzz-build bench demo clean tests-build
+.PHONY: all deps test test-run check fuzz fuzz-build bench demo clean tests-build eif
 .SECONDARY:
 
 all: $(LIBS) $(PROGS)
@@ -149,6 +149,22 @@ bench: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh "$(CURDIR)/$(BIN)"
+
+# The enclave image (EIF) for Nitro, reproducibly (parent/Containerfile; README "Operating the
+# parent"). Needs docker or podman and nitro-cli (aws-nitro-enclaves-cli): not available on the
+# development machines, so this target is never part of `make test`.
+CONTAINER ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+EIF_TAG ?= appliance-enclave:$(SOURCE_DATE_EPOCH)
+ENCLAVE_INI ?= enclave.ini
+eif:
+	@test -n "$(CONTAINER)" || { echo "make eif: needs podman or docker"; exit 2; }
+	@command -v nitro-cli >/dev/null || { echo "make eif: needs nitro-cli (aws-nitro-enclaves-cli)"; exit 2; }
+	@test -f "$(ENCLAVE_INI)" || { echo "make eif: ENCLAVE_INI=$(ENCLAVE_INI) not found (a path inside this tree)"; exit 2; }
+	$(CONTAINER) build --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) --build-arg ENCLAVE_INI=$(ENCLAVE_INI) \
+	  -f parent/Containerfile -t $(EIF_TAG) .
+	@mkdir -p build
+	nitro-cli build-enclave --docker-uri $(EIF_TAG) --output-file build/appliance-enclave.eif | tee build/appliance-enclave.eif.json
 
 clean:
 	rm -rf build bin

@@ -2,6 +2,7 @@
 
 #include <cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +135,72 @@ void jw_i64(struct jw *w, int64_t v)
 		jw_u64(w, (uint64_t)0 - (uint64_t)v);
 	} else {
 		jw_u64(w, (uint64_t)v);
+	}
+}
+
+/*
+ * ECMAScript Number::toString(10) (ECMA-262 §6.1.6.1.20): the shortest
+ * decimal digits that read back as v (the closest such when several), then
+ * plain notation for exponents -7 < n <= 21, else d[.ddd]e(+|-)n.
+ */
+void jw_f64(struct jw *w, double v)
+{
+	if (!isfinite(v)) {
+		jw_raw(w, "null", 4);
+		return;
+	}
+	if (v == 0) {
+		jw_char(w, '0');
+		return;
+	}
+	char buf[40], digits[24];
+	int prec;
+	for (prec = 1; prec <= 17; prec++) {
+		snprintf(buf, sizeof buf, "%.*e", prec - 1, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	/* buf: [-]d[.ddd]e(+|-)XX */
+	const char *p = buf;
+	int neg = 0;
+	if (*p == '-') {
+		neg = 1;
+		p++;
+	}
+	size_t k = 0;
+	for (; *p && *p != 'e'; p++)
+		if (*p >= '0' && *p <= '9' && k < sizeof digits - 1)
+			digits[k++] = *p;
+	long e = *p == 'e' ? strtol(p + 1, NULL, 10) : 0;
+	while (k > 1 && digits[k - 1] == '0')
+		k--;
+	digits[k] = 0;
+	long n = e + 1; /* position of the decimal point relative to the digits */
+	long kk = (long)k;
+	if (neg)
+		jw_char(w, '-');
+	if (kk <= n && n <= 21) {
+		jw_raw(w, digits, k);
+		for (long i = 0; i < n - kk; i++)
+			jw_char(w, '0');
+	} else if (0 < n && n <= 21) {
+		jw_raw(w, digits, (size_t)n);
+		jw_char(w, '.');
+		jw_raw(w, digits + n, (size_t)(kk - n));
+	} else if (-6 < n && n <= 0) {
+		jw_raw(w, "0.", 2);
+		for (long i = 0; i < -n; i++)
+			jw_char(w, '0');
+		jw_raw(w, digits, k);
+	} else {
+		jw_char(w, digits[0]);
+		if (k > 1) {
+			jw_char(w, '.');
+			jw_raw(w, digits + 1, k - 1);
+		}
+		jw_char(w, 'e');
+		jw_char(w, n - 1 >= 0 ? '+' : '-');
+		jw_u64(w, (uint64_t)(n - 1 >= 0 ? n - 1 : 1 - n));
 	}
 }
 

@@ -48,6 +48,16 @@ void jw_u64(struct jw *w, uint64_t v);
 /* jw_i64: appends a decimal signed integer. */
 void jw_i64(struct jw *w, int64_t v);
 
+/*
+ * jw_f64: appends a finite double as JavaScript's JSON.stringify writes it
+ * (ECMAScript Number::toString: the shortest digits that read back as the
+ * same double; plain notation for 1e-7 < |v| < 1e21, else "1.5e-7" /
+ * "1e+21"; -0 as "0"). NaN and infinities become null, as JSON.stringify
+ * does. So a JavaScript reader that re-serializes the value gets the same
+ * bytes (the job result digest depends on this; PROTOCOL.md).
+ */
+void jw_f64(struct jw *w, double v);
+
 /* jw_hex: appends bytes as a quoted lowercase hex string. */
 void jw_hex(struct jw *w, const uint8_t *b, size_t len);
 

@@ -95,7 +95,7 @@ static int install_stop_handler(void)
 }
 
 static const char emu_usage[] =
-	"usage: appliance-parent nsm-emulator --socket PATH --ca DIR --image FILE\n"
+	"usage: appliance-parent nsm-emulator --socket PATH --ca DIR (--image FILE | --pcr 0=HEX --pcr 1=HEX --pcr 2=HEX)\n"
 	"                                     [--pcr N=HEX]... [--instance-id i-HEX] [--indefinite]\n"
 	"\n"
 	"Serves the development NSM emulator (the real NSM CBOR protocol, framed as a\n"
@@ -105,7 +105,9 @@ static const char emu_usage[] =
 	"  --image FILE        the enclave binary, measured into PCR0/1/2:\n"
 	"                      PCR0 = PCR2 = SHA384(0^48 || SHA384(FILE)), PCR1 = SHA384(0^48 || SHA384(\"\"))\n"
 	"  --pcr N=HEX         initial value of PCR3, PCR4 or PCR8 (96 hex digits);\n"
-	"                      PCR4 defaults to SHA384(0^48 || instance id), the others to zero\n"
+	"                      PCR4 defaults to SHA384(0^48 || instance id), the others to zero;\n"
+	"                      or PCR0, PCR1 and PCR2 all three instead of --image (the values a\n"
+	"                      launcher measured: appliance-parent run --dev)\n"
 	"  --instance-id ID    the emulated EC2 instance (\"i-\" + hex; default random)\n"
 	"  --indefinite        encode payload maps indefinite-length (as AWS in 2026)\n"
 	"Prints \"nsm-emulator ready socket=PATH module_id=ID pcr0=HEX\" once listening.\n";
@@ -140,8 +142,8 @@ int parent_cmd_nsm_emulator(int argc, char **argv)
 			char *eq = strchr(optarg, '=');
 			char *end = NULL;
 			long n = eq ? strtol(optarg, &end, 10) : -1;
-			if (!eq || end != eq || (n != 3 && n != 4 && n != 8)) {
-				fprintf(stderr, "appliance-parent nsm-emulator: --pcr takes 3=HEX, 4=HEX or 8=HEX\n");
+			if (!eq || end != eq || (n != 0 && n != 1 && n != 2 && n != 3 && n != 4 && n != 8)) {
+				fprintf(stderr, "appliance-parent nsm-emulator: --pcr takes N=HEX for N in 0, 1, 2, 3, 4, 8\n");
 				goto out;
 			}
 			if ((cfg.pcr_set >> n) & 1u) {
@@ -174,11 +176,12 @@ int parent_cmd_nsm_emulator(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!sock || !cadir || !image || optind != argc) {
+	/* PCR0/1/2 come from --image, or all three from --pcr (a launcher that measured itself) */
+	if (!sock || !cadir || optind != argc || (image && (cfg.pcr_set & 7u)) || (!image && (cfg.pcr_set & 7u) != 7u)) {
 		fputs(emu_usage, stderr);
 		goto out;
 	}
-	if ((r = nsm_emu_measure_file(&cfg, image)) != 0) {
+	if (image && (r = nsm_emu_measure_file(&cfg, image)) != 0) {
 		rc = perr(P_USAGE, "nsm-emulator", image, r);
 		goto out;
 	}

@@ -1560,8 +1560,19 @@ int relay_pool_service(struct relay_pool *p, int timeout_ms)
 	return atomic_load(&p->stopping) ? APP_ECANCELED : 0;
 }
 
+static _Atomic(relay_connect_resolver_fn) connect_resolver;
+
+void relay_pool_set_connect_resolver(relay_connect_resolver_fn fn)
+{
+	atomic_store(&connect_resolver, fn);
+}
+
 int relay_pool_add_relay(struct relay_pool *p, size_t *index, const char *url, const char *connect_to)
 {
+	char resolved[RELAYURL_HOST_MAX + 16];
+	relay_connect_resolver_fn resolver = atomic_load(&connect_resolver);
+	if (!connect_to && resolver && url)
+		connect_to = resolver(url, resolved, sizeof resolved);
 	struct relay *r = calloc(1, sizeof *r);
 	struct cmd *c = calloc(1, sizeof *c);
 	const char *why = NULL;

@@ -247,6 +247,22 @@ void relay_pool_free(struct relay_pool *p);
 int relay_pool_add_relay(struct relay_pool *p, size_t *index, const char *url, const char *connect_to) APP_WUR;
 
 /*
+ * relay_connect_resolver_fn: gives the connect address ("host:port") for a
+ * relay URL, written into buf[0..cap), or NULL for a direct connection.
+ */
+typedef const char *(*relay_connect_resolver_fn)(const char *url, char *buf, size_t cap);
+
+/*
+ * relay_pool_set_connect_resolver: a process-wide resolver consulted by
+ * relay_pool_add_relay when it is given no connect_to (NULL clears it). Inside
+ * the enclave every pool (job relays, the wallet's relays) must reach its
+ * relays through the egress bridge (enclave/egress.h:
+ * egress_default_connect_to); setting this once at start covers pools made
+ * anywhere in the process. Set it before any pool adds relays.
+ */
+void relay_pool_set_connect_resolver(relay_connect_resolver_fn fn);
+
+/*
  * relay_pool_service: one step of the event loop: applies queued requests,
  * runs due timers, waits for network events for at most timeout_ms
  * milliseconds (0: do not wait; negative: until something happens) and

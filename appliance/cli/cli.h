@@ -32,6 +32,7 @@ int cmd_publish(int argc, char **argv);
 int cmd_req(int argc, char **argv);
 int cmd_attest(int argc, char **argv);
 int cmd_release(int argc, char **argv);
+int cmd_keystore(int argc, char **argv);
 int cmd_bolt11(int argc, char **argv);
 int cmd_pay(int argc, char **argv);
 int cmd_wallet(int argc, char **argv);
