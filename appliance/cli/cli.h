@@ -36,6 +36,9 @@ int cmd_keystore(int argc, char **argv);
 int cmd_bolt11(int argc, char **argv);
 int cmd_pay(int argc, char **argv);
 int cmd_wallet(int argc, char **argv);
+int cmd_discover(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_job(int argc, char **argv);
 
 /*
  * cli_read_input: all of FILE (or stdin for NULL or "-") into a new

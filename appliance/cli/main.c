@@ -30,6 +30,9 @@ static const struct command commands[] = {
 	{"bolt11", cmd_bolt11, "bolt11 decode: decode and check a Lightning invoice"},
 	{"pay", cmd_pay, "pay a bolt11 invoice over NIP-47 (Nostr Wallet Connect)"},
 	{"wallet", cmd_wallet, "wallet balance|info|invoice|lookup|receive|ledger: NIP-47 wallet and ledger"},
+	{"discover", cmd_discover, "find training instances on relays and check their attestations"},
+	{"submit", cmd_submit, "submit a training job to an instance, pay it, verify and save the result"},
+	{"job", cmd_job, "job status|result: follow a job request, fetch and verify its result"},
 };
 
 static int usage(FILE *f)
