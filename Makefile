@@ -10,6 +10,7 @@
 #
 # Layout convention (so new modules need no Makefile edits):
 #   DIR/*.c except DIR/main.c  -> $(B)/libDIR.a      (appliance, relay-client, billing,
+#                                                     enclave/runtime,
 #                                                     enclave, enclave/train, parent, keystore)
 #   DIR/main.c                 -> $(BIN)/appliance-DIR (enclave, parent, keystore)
 #   appliance/cli/*.c          -> $(BIN)/appliance
@@ -63,7 +64,7 @@ CFLAGS += $(CFLAGS_BASE) $(CFLAGS_MODE)
 LDLIBS := $(PKG_LIBS) -lm -lpthread
 
 # Libraries, most dependent first (static link order).
-LIBDIRS := keystore parent enclave billing relay-client enclave/train appliance
+LIBDIRS := keystore parent enclave enclave/runtime billing relay-client enclave/train appliance
 libname = $(B)/lib$(subst /,-,$(1)).a
 # EXCLUDE: sources to leave out of this build (someone's work in progress).
 EXCLUDE ?=

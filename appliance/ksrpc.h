@@ -1,7 +1,7 @@
 /*
  * ksrpc.h: the keystore RPC wire format (DESIGN §7; PROTOCOL.md "Keystore
  * RPC (kind 29525)"), shared by the keystore (keystore/), its client
- * (enclave/ksclient.h) and the `appliance keystore` command.
+ * (enclave/runtime/ksclient.h) and the `appliance keystore` command.
  *
  * Transport: a kind-29525 event whose content is the NIP-44 v2 encryption
  * of a JSON request, addressed to the keystore with ["p", keystore]; the

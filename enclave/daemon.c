@@ -27,7 +27,7 @@
 #include "enclave/hmap.h"
 #include "enclave/identity.h"
 #include "enclave/job.h"
-#include "enclave/journal.h"
+#include "enclave/runtime/journal.h"
 #include "enclave/sjboot.h"
 #include "enclave/limits.h"
 #include "enclave/mbox.h"

@@ -20,8 +20,8 @@
 #include "billing/nwc.h"
 #include "enclave/daemon.h"
 #include "enclave/econfig.h"
-#include "enclave/egress.h"
-#include "enclave/parentlink.h"
+#include "enclave/runtime/egress.h"
+#include "enclave/runtime/parentlink.h"
 #include "enclave/sjboot.h"
 #include "relay-client/pool.h"
 
@@ -90,7 +90,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	/*
-	 * The parent link (enclave/parentlink.h; parent's issue): inside an enclave, or launched by
+	 * The parent link (enclave/runtime/parentlink.h; parent's issue): inside an enclave, or launched by
 	 * `appliance-parent --dev`, bring lo up, send log lines to the parent, and reach every relay
 	 * (job relays and the wallet's) and every URL (libcurl, socks5h) through the egress bridge;
 	 * the NSM is the one the launcher names. Without a parent nothing changes.

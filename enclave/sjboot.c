@@ -16,9 +16,9 @@
 #include "appliance/nip19.h"
 #include "enclave/announce.h"
 #include "enclave/econfig.h"
-#include "enclave/journal.h"
-#include "enclave/ksset.h"
-#include "enclave/sjournal.h"
+#include "enclave/runtime/journal.h"
+#include "enclave/runtime/ksset.h"
+#include "enclave/runtime/sjournal.h"
 #include "relay-client/relayurl.h"
 
 static struct parentlink *g_link;

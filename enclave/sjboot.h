@@ -2,9 +2,9 @@
  * sjboot.h: appliance-enclave's sealed journal from its configuration
  * (DESIGN §8; PROTOCOL.md "Sealed journal and checkpoints"): the glue
  * between the [keystore] section of the instance configuration
- * (enclave/econfig.h), the keystores (enclave/ksset.h), the store (the
- * parent's sealed-blob store, enclave/parentlink.h, or a local directory)
- * and the journal (enclave/sjournal.h, enclave/journal.h).
+ * (enclave/econfig.h), the keystores (enclave/runtime/ksset.h), the store (the
+ * parent's sealed-blob store, enclave/runtime/parentlink.h, or a local directory)
+ * and the journal (enclave/runtime/sjournal.h, enclave/runtime/journal.h).
  *
  * [keystore] keys (econfig_print_help lists them with their defaults):
  *   keystore     a keystore's pubkey (hex or npub); repeatable

@@ -11,7 +11,7 @@
 #include "appliance/log.h"
 #include "billing/ledger.h"
 #include "enclave/hmap.h"
-#include "enclave/journal.h"
+#include "enclave/runtime/journal.h"
 
 struct estate {
 	struct journal *j;

@@ -1,7 +1,7 @@
 /*
  * state.h: the enclave's persistent state (DESIGN §6, §8; PROTOCOL.md
  * "Enclave journal"): the billing ledger (billing/ledger.h) and the job
- * table, both rebuilt at start by replaying the journal (enclave/journal.h)
+ * table, both rebuilt at start by replaying the journal (enclave/runtime/journal.h)
  * and changed only through records appended to it first.
  *
  * Journal records, one line each:

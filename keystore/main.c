@@ -17,8 +17,8 @@
 
 #include "appliance/err.h"
 #include "appliance/log.h"
-#include "enclave/egress.h"
-#include "enclave/parentlink.h"
+#include "enclave/runtime/egress.h"
+#include "enclave/runtime/parentlink.h"
 #include "keystore/ksconfig.h"
 #include "keystore/ksserver.h"
 #include "relay-client/pool.h"
@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 	}
 	/*
 	 * Run by appliance-parent (dev mode, or on Nitro): lo up, log lines to the parent, every
-	 * relay through the egress bridge, the NSM the launcher names (enclave/parentlink.h).
+	 * relay through the egress bridge, the NSM the launcher names (enclave/runtime/parentlink.h).
 	 * Without a parent nothing changes.
 	 */
 	struct parentlink_boot boot;

@@ -256,7 +256,7 @@ typedef const char *(*relay_connect_resolver_fn)(const char *url, char *buf, siz
  * relay_pool_set_connect_resolver: a process-wide resolver consulted by
  * relay_pool_add_relay when it is given no connect_to (NULL clears it). Inside
  * the enclave every pool (job relays, the wallet's relays) must reach its
- * relays through the egress bridge (enclave/egress.h:
+ * relays through the egress bridge (enclave/runtime/egress.h:
  * egress_default_connect_to); setting this once at start covers pools made
  * anywhere in the process. Set it before any pool adds relays.
  */

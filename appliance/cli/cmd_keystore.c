@@ -1,6 +1,6 @@
 /*
  * appliance keystore status|has|get|set|revoke|discover: talk to an
- * appliance-keystore over Nostr (kind 29525; enclave/ksclient.h,
+ * appliance-keystore over Nostr (kind 29525; enclave/runtime/ksclient.h,
  * PROTOCOL.md "Keystore RPC (kind 29525)").
  */
 #include <getopt.h>
@@ -20,10 +20,10 @@
 #include "appliance/nec.h"
 #include "appliance/nip19.h"
 #include "appliance/nsm.h"
-#include "enclave/journal.h"
-#include "enclave/ksclient.h"
-#include "enclave/ksset.h"
-#include "enclave/sjournal.h"
+#include "enclave/runtime/journal.h"
+#include "enclave/runtime/ksclient.h"
+#include "enclave/runtime/ksset.h"
+#include "enclave/runtime/sjournal.h"
 
 #define EVENT_FILE_MAX (64 * 1024)
 
@@ -58,7 +58,7 @@ static const char keystore_usage[] =
 	"          revoke`) to the keystore.\n"
 	"discover  lists keystores announced (kind 13793, name keystore) whose verified\n"
 	"          attestation has one of the --image PCR0 values: \"PUBKEY_HEX NPUB expires=T\".\n"
-	"journal   opens a sealed journal (enclave/sjournal.h) as the enclave would, read-only:\n"
+	"journal   opens a sealed journal (enclave/runtime/sjournal.h) as the enclave would, read-only:\n"
 	"          the key and checkpoint from the keystores (with an attestation of the\n"
 	"          enclave's PCRs: only its NSM, or the dev emulator, can make one), every record\n"
 	"          of the store directory DIR checked (sequence, chain, tag, checkpoint), and\n"

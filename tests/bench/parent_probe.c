@@ -39,8 +39,8 @@
 #include "appliance/keys.h"
 #include "appliance/log.h"
 #include "appliance/socks5.h"
-#include "enclave/egress.h"
-#include "enclave/parentlink.h"
+#include "enclave/runtime/egress.h"
+#include "enclave/runtime/parentlink.h"
 #include "parent/proxy.h"
 #include "relay-client/pool.h"
 

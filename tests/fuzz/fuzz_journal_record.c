@@ -1,6 +1,6 @@
 /*
  * fuzz_journal_record: the sealed journal's record parser and opener
- * (enclave/sjournal.h), what an adversarial parent controls: any bytes as
+ * (enclave/runtime/sjournal.h), what an adversarial parent controls: any bytes as
  * a stored record, parsed, then opened with a fixed key; a valid record
  * made with that key (the seed corpus has some) must round-trip. Also the
  * record-name and money-record classifiers.
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "enclave/sjournal.h"
+#include "enclave/runtime/sjournal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# keystore_crash: crash safety of appliance-enclave on its sealed journal (enclave/sjournal.h) with the
+# keystore_crash: crash safety of appliance-enclave on its sealed journal (enclave/runtime/sjournal.h) with the
 # disk key and checkpoints in appliance-keystore, over the real relay and the real NIP-47 wallet.
 # Batches of job lifecycles (quote, invoice, payment, training, publishing: enclave-client.mjs jobs
 # paying through the wallet) are interrupted by kill -9 of the enclave at a random moment, and the

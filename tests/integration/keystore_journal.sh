@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# keystore_journal: appliance-enclave with its journal sealed (enclave/sjournal.h), its disk key and
+# keystore_journal: appliance-enclave with its journal sealed (enclave/runtime/sjournal.h), its disk key and
 # checkpoint in appliance-keystore, over the real relay; the store is a directory the test plays the
 # adversarial parent on. Checks: first start (a new key only after a definitive "not found"), restart
 # (same key, same records, via `appliance keystore journal` too); refusals with their reason and

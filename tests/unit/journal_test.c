@@ -1,5 +1,5 @@
 /*
- * journal_test: the journal (enclave/journal.h) and the persistent state
+ * journal_test: the journal (enclave/runtime/journal.h) and the persistent state
  * rebuilt from it (enclave/state.h): append + replay, a torn last record,
  * malformed records, the J1 record grammar, replay of jobs and ledger
  * (balances, states, invoices), refusal of gaps, reordering, repeated or
@@ -13,7 +13,7 @@
 #include "appliance/hex.h"
 #include "billing/ledger.h"
 #include "billing/quote.h"
-#include "enclave/journal.h"
+#include "enclave/runtime/journal.h"
 #include "enclave/state.h"
 #include "tests/unit/test.h"
 

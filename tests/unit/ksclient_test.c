@@ -1,6 +1,6 @@
 /*
  * ksclient_test: the keystore client's contract without a keystore
- * (enclave/ksclient.h, enclave/ksset.h): argument checks, and that an
+ * (enclave/runtime/ksclient.h, enclave/runtime/ksset.h): argument checks, and that an
  * unreachable relay or keystore is never taken for a "not found": calls
  * end with APP_ECONN / APP_ETIMEOUT within their timeout, get answers
  * KSCLIENT_NO_ANSWER, and the sealed journal over the real client waits,
@@ -23,9 +23,9 @@
 #include "appliance/ksrpc.h"
 #include "appliance/log.h"
 #include "appliance/nsm.h"
-#include "enclave/ksclient.h"
-#include "enclave/ksset.h"
-#include "enclave/sjournal.h"
+#include "enclave/runtime/ksclient.h"
+#include "enclave/runtime/ksset.h"
+#include "enclave/runtime/sjournal.h"
 #include "parent/devca.h"
 #include "parent/nsm_emu.h"
 #include "tests/unit/test.h"

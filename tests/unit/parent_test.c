@@ -1,10 +1,10 @@
 /*
  * parent_test: the parent's configuration, measurement and nitro-cli command
  * lines (parent/pconfig.h, parent/launch.h); the control service
- * (parent/control.h) with the enclave's client (enclave/parentlink.h):
+ * (parent/control.h) with the enclave's client (enclave/runtime/parentlink.h):
  * HELLO, blobs, log sink and its rate cap, malformed frames, the shutdown
  * notice and BYE, reconnect after a parent restart; the enclave's egress
- * bridge (enclave/egress.h) against the real proxy and against a lying one.
+ * bridge (enclave/runtime/egress.h) against the real proxy and against a lying one.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,8 +24,8 @@
 #include "appliance/hex.h"
 #include "appliance/log.h"
 #include "appliance/socks5.h"
-#include "enclave/egress.h"
-#include "enclave/parentlink.h"
+#include "enclave/runtime/egress.h"
+#include "enclave/runtime/parentlink.h"
 #include "parent/blobstore.h"
 #include "parent/control.h"
 #include "parent/launch.h"

@@ -1,5 +1,5 @@
 /*
- * sjournal_test: the sealed journal (enclave/sjournal.h) over a local
+ * sjournal_test: the sealed journal (enclave/runtime/sjournal.h) over a local
  * directory store, with in-memory keystores that behave like
  * appliance-keystore (anti-rollback on epochs) and can be made silent,
  * refusing or amnesic. An adversarial parent is played by editing the
@@ -27,9 +27,9 @@
 #include "appliance/ksrpc.h"
 #include "appliance/log.h"
 #include "appliance/sealed.h"
-#include "enclave/journal.h"
-#include "enclave/parentlink.h"
-#include "enclave/sjournal.h"
+#include "enclave/runtime/journal.h"
+#include "enclave/runtime/parentlink.h"
+#include "enclave/runtime/sjournal.h"
 #include "parent/blobstore.h"
 #include "parent/control.h"
 #include "tests/unit/test.h"

@@ -1,6 +1,6 @@
 /*
  * sjournal.h: the sealed journal (DESIGN §8; PROTOCOL.md "Sealed journal
- * and checkpoints"): a struct journal_backend (enclave/journal.h) whose
+ * and checkpoints"): a struct journal_backend (enclave/runtime/journal.h) whose
  * records are sealed with the disk key and kept in an untrusted store (the
  * parent's sealed-blob store, or a local directory), with the disk key and
  * a checkpoint {epoch, head} kept in keystores (appliance-keystore).
@@ -63,8 +63,8 @@
 #include <stdint.h>
 
 #include "appliance/err.h"
-#include "enclave/journal.h"
-#include "enclave/ksclient.h"
+#include "enclave/runtime/journal.h"
+#include "enclave/runtime/ksclient.h"
 
 struct parentlink;
 
@@ -109,7 +109,7 @@ int sj_store_dir_open(struct sj_store **out, const char *dir) APP_WUR;
 
 /*
  * sj_store_parent_open: the parent's sealed-blob store over the control
- * channel (enclave/parentlink.h; borrowed link), timeout_ms per request.
+ * channel (enclave/runtime/parentlink.h; borrowed link), timeout_ms per request.
  * A put whose connection broke is retried; APP_EEXIST then means it was
  * stored if the stored bytes are ours (checked by sjournal).
  * Returns 0 or APP_ENOMEM.
@@ -121,7 +121,7 @@ void sj_store_close(struct sj_store *s);
 
 /* ---- keystores ---- */
 
-/* The keystores an enclave uses (enclave/ksset.h implements them over ksclient). */
+/* The keystores an enclave uses (enclave/runtime/ksset.h implements them over ksclient). */
 struct sj_keystores_ops {
 	/* refresh: re-discovers keystores (may be NULL). Returns 0 or an error (logged, not fatal). */
 	int (*refresh)(void *arg);

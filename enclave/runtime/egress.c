@@ -1,7 +1,7 @@
 /*
  * egress.c: the enclave's egress bridge (egress.h).
  */
-#include "enclave/egress.h"
+#include "enclave/runtime/egress.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -29,7 +29,7 @@
  * In dev mode appliance-parent sets both to unix: sockets (and APPLIANCE_NSM
  * to its emulator, unix:PATH).
  *
- * How appliance-enclave uses it (see also enclave/egress.h):
+ * How appliance-enclave uses it (see also enclave/runtime/egress.h):
  *   parentlink_env(&env);
  *   egress_lo_up();                                        // lo is down at start
  *   parentlink_opts_default(&o); o.control = env.control; o.instance_id = ID;

@@ -1,7 +1,7 @@
 /*
  * journal.c: the append-only journal and its file backend (journal.h).
  */
-#include "enclave/journal.h"
+#include "enclave/runtime/journal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /*
  * ksset.c: the keystores of an enclave (ksset.h).
  */
-#include "enclave/ksset.h"
+#include "enclave/runtime/ksset.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 #include "appliance/hex.h"
 #include "appliance/log.h"
 #include "appliance/nsm.h"
-#include "enclave/ksclient.h"
+#include "enclave/runtime/ksclient.h"
 
 struct ksset {
 	struct ksclient *c;

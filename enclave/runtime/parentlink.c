@@ -5,7 +5,7 @@
  * logged while it is held (the log sink takes it: a log call under it would
  * deadlock on the log mutex).
  */
-#include "enclave/parentlink.h"
+#include "enclave/runtime/parentlink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "enclave/egress.h"
+#include "enclave/runtime/egress.h"
 
 struct req {
 	struct req *next;

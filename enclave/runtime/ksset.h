@@ -1,7 +1,7 @@
 /*
  * ksset.h: the keystores an enclave uses (DESIGN §7-§8), as the
- * struct sj_keystores_ops of the sealed journal (enclave/sjournal.h), over
- * one keystore client session (enclave/ksclient.h).
+ * struct sj_keystores_ops of the sealed journal (enclave/runtime/sjournal.h), over
+ * one keystore client session (enclave/runtime/ksclient.h).
  *
  * The set is the configured pubkeys plus, when images are given, every
  * keystore discovered by its announcement (ksclient_discover: verified
@@ -26,7 +26,7 @@
 
 #include "appliance/err.h"
 #include "appliance/ksrpc.h"
-#include "enclave/sjournal.h"
+#include "enclave/runtime/sjournal.h"
 
 struct event;
 

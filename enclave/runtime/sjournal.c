@@ -1,7 +1,7 @@
 /*
  * sjournal.c: the sealed journal, its stores and its checkpoints (sjournal.h).
  */
-#include "enclave/sjournal.h"
+#include "enclave/runtime/sjournal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,7 +23,7 @@
 #include "appliance/ksrpc.h"
 #include "appliance/log.h"
 #include "appliance/sealed.h"
-#include "enclave/parentlink.h"
+#include "enclave/runtime/parentlink.h"
 
 #define AD_LEN (sizeof SJ_AD_DOMAIN - 1 + SJ_HEADER_LEN - 4)
 #define DATA_TEXT_MAX 256 /* "ajk1 " + 32 + 1 + 64 + 1 + 20 + 1 + 64 */

@@ -1,7 +1,7 @@
 /*
  * ksclient.c: the keystore client (ksclient.h).
  */
-#include "enclave/ksclient.h"
+#include "enclave/runtime/ksclient.h"
 
 #include <sodium.h>
 #include <stdint.h>
@@ -19,7 +19,7 @@
 #include "appliance/nec.h"
 #include "appliance/nip44.h"
 #include "appliance/nsm.h"
-#include "enclave/egress.h"
+#include "enclave/runtime/egress.h"
 #include "relay-client/pool.h"
 
 #define DEFAULT_TIMEOUT_MS 10000

@@ -1,6 +1,6 @@
 /*
  * ksclient.h: the keystore client (DESIGN §7; PROTOCOL.md "Keystore RPC
- * (kind 29525)"), used by appliance-enclave (enclave/sjournal.h) at start
+ * (kind 29525)"), used by appliance-enclave (enclave/runtime/sjournal.h) at start
  * and for its checkpoints, and by `appliance keystore status|has|get|set`.
  *
  * A client is a session: a fresh secp256k1 key made at ksclient_new (never
