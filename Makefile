@@ -130,6 +130,7 @@ test: deps
 check: deps
 	@$(MAKE) --no-print-directory MODE=asan tests-build
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lib/lsan.supp:print_suppressions=0 \
 	  APPLIANCE_SANITIZED=1 tests/run.sh "$(CURDIR)/build/asan/bin" "$(CURDIR)/build/asan"
 
 FUZZ_SECONDS ?= 30

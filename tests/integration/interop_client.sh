@@ -34,7 +34,7 @@ if [[ $(id -u) -ne 0 ]] || ! unshare -n true 2>/dev/null; then
 fi
 if [[ -n ${APPLIANCE_SANITIZED:-} ]]; then
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0:malloc_context_size=24"
-	LSAN_OPTIONS="suppressions=$ROOT/tests/lib/enclave-lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+	LSAN_OPTIONS="suppressions=$ROOT/tests/lib/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 	export ASAN_OPTIONS LSAN_OPTIONS
 fi
 demo_peers_start >"$W/peers.log" 2>&1 || { cat "$W/peers.log"; t_fail "peers start"; t_summary; exit 1; }

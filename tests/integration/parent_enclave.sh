@@ -70,12 +70,12 @@ allow = 127.0.0.1:$RELAY_PORT
 allow = 127.0.0.1:$HTTP_PORT
 allow_private = yes
 EOF
-# sanitizer builds: the enclave's known library leak (tests/lib/enclave-lsan.supp) is suppressed
+# sanitizer builds: the enclave's known library leak (tests/lib/lsan.supp) is suppressed
 # for the processes the parent starts, as the enclave tests do (the parent passes LSAN_OPTIONS on)
 # (full allocation stacks: libcrypto has no frame pointers; see tests/lib/enclave.sh)
 if [[ -n ${APPLIANCE_SANITIZED:-} ]]; then
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0:malloc_context_size=24"
-	LSAN_OPTIONS="suppressions=$ROOT/tests/lib/enclave-lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+	LSAN_OPTIONS="suppressions=$ROOT/tests/lib/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 	export ASAN_OPTIONS LSAN_OPTIONS
 fi
 start_parent() {

@@ -121,9 +121,9 @@ enclave_start() {
 	local cfg=$1
 	ENCLAVE_LOG=$ENC_TMP/enclave.$((++_ENC_SEQ)).log
 	# sanitizer builds: full allocation stacks (libcrypto has no frame pointers), so that the one
-	# known library leak can be suppressed precisely (tests/lib/enclave-lsan.supp)
+	# known library leak can be suppressed precisely (tests/lib/lsan.supp)
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0:malloc_context_size=24" \
-	LSAN_OPTIONS="suppressions=$ENC_ROOT/tests/lib/enclave-lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+	LSAN_OPTIONS="suppressions=$ENC_ROOT/tests/lib/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
 		"$ENC_BIN" --config "$cfg" >"$ENCLAVE_LOG" 2>&1 </dev/null &
 	ENCLAVE_PID=$!
 	_PEERS_PIDS+=("$ENCLAVE_PID")
