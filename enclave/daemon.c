@@ -25,7 +25,7 @@
 #include "enclave/econfig.h"
 #include "enclave/fetch.h"
 #include "enclave/hmap.h"
-#include "enclave/identity.h"
+#include "enclave/runtime/identity.h"
 #include "enclave/job.h"
 #include "enclave/runtime/journal.h"
 #include "enclave/sjboot.h"

@@ -17,7 +17,7 @@
 #include "appliance/sealed.h"
 #include "enclave/econfig.h"
 #include "enclave/fetch.h"
-#include "enclave/identity.h"
+#include "enclave/runtime/identity.h"
 #include "enclave/mbox.h"
 #include "enclave/reply.h"
 #include "enclave/result.h"

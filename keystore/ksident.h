@@ -1,10 +1,9 @@
 /*
- * ksident.h: the keystore's service identity (DESIGN §7): a secp256k1
- * service key made inside the enclave at start, secret = SHA-256(NSM
- * GetRandom 32 bytes || getrandom() 32 bytes) (neither source alone decides
- * it), in guarded memory; a new one at every start (the keystore keeps
- * nothing across restarts). Attestations bind it (public_key = the x-only
- * pubkey), and its announcement is a NEC-02 kind 13793 with
+ * ksident.h: the keystore's announcement (DESIGN §7). The service identity
+ * itself is the enclave runtime's (enclave/runtime/identity.h: a key made
+ * inside the enclave from NSM GetRandom and getrandom(), in guarded memory,
+ * new at every start since the keystore keeps nothing across restarts);
+ * this module adds the NEC-02 kind 13793 announcement with
  * ["name","keystore"] and ["k","29525"].
  */
 #ifndef KEYSTORE_KSIDENT_H
@@ -16,27 +15,8 @@
 #include "appliance/err.h"
 
 struct event;
-struct keypair;
-struct ksident;
+struct identity;
 
-/*
- * ksident_new: opens the NSM at nsm_spec (nsm_open_spec: "/dev/nsm",
- * "unix:PATH") and makes the service key. Returns 0 with *out
- * (ksident_free); the errors of nsm_open_spec / nsm_get_random; APP_EIO
- * (getrandom); APP_ENOMEM.
- */
-int ksident_new(struct ksident **out, const char *nsm_spec) APP_WUR;
-
-/* ksident_free: wipes the key, closes the NSM; NULL is a no-op. */
-void ksident_free(struct ksident *id);
-
-/* ksident_keypair: the service key (borrowed). */
-const struct keypair *ksident_keypair(const struct ksident *id);
-
-/* ksident_pubkey: the 32-byte x-only service pubkey. */
-const uint8_t *ksident_pubkey(const struct ksident *id);
-
-/* What the announcement says besides the attestation. */
 struct ksident_announce {
 	const char *name;    /* "keystore" */
 	const char *version; /* dotted numbers */
@@ -53,7 +33,7 @@ struct ksident_announce {
  * Returns 0 with *out (event_free); the errors of nsm_attestation,
  * nec_attestation_create (APP_EDEBUG), nec_announcement_create; APP_ENOMEM.
  */
-int ksident_announcement(struct ksident *id, struct event **out, uint64_t *expires_at,
+int ksident_announcement(struct identity *id, struct event **out, uint64_t *expires_at,
 			 const struct ksident_announce *a, uint64_t now) APP_WUR;
 
 #endif

@@ -22,6 +22,7 @@
 #include "keystore/ksconfig.h"
 #include "keystore/kscore.h"
 #include "keystore/ksident.h"
+#include "enclave/runtime/identity.h"
 #include "relay-client/pool.h"
 
 #define GC_INTERVAL_S 10
@@ -46,7 +47,7 @@ struct rl_slot {
 
 struct server {
 	const struct ksconfig *cfg;
-	struct ksident *id;
+	struct identity *id;
 	struct attest_verifier *v;
 	struct kscore *core;
 	struct relay_pool *pool;
@@ -116,7 +117,7 @@ static int publish_reply(struct server *s, const struct event *req, const char *
 	size_t plen = 0;
 	struct event *ev = NULL;
 	char eid[65], pk[65];
-	int r = nip44_conversation_key(ck, ksident_keypair(s->id), req->pubkey);
+	int r = nip44_conversation_key(ck, identity_keypair(s->id), req->pubkey);
 	if (r)
 		goto out;
 	if ((r = nip44_encrypt(&payload, &plen, ck, (const uint8_t *)reply, len, NULL)) != 0)
@@ -124,7 +125,7 @@ static int publish_reply(struct server *s, const struct event *req, const char *
 	hex_encode(eid, req->id, 32);
 	hex_encode(pk, req->pubkey, 32);
 	if ((r = event_new(&ev, KSRPC_KIND, now, payload, plen)) != 0 || (r = event_add_tagv(ev, "e", eid, NULL)) != 0 ||
-	    (r = event_add_tagv(ev, "p", pk, NULL)) != 0 || (r = event_sign(ev, ksident_keypair(s->id))) != 0)
+	    (r = event_add_tagv(ev, "p", pk, NULL)) != 0 || (r = event_sign(ev, identity_keypair(s->id))) != 0)
 		goto out;
 	r = relay_publish(s->pool, NULL, ev, NULL, 0, NULL, NULL);
 out:
@@ -163,7 +164,7 @@ static void on_request(void *user, uint64_t sub, size_t relay, struct event **ev
 		log_warn("event=request_ignored id=%s client=%s reason=rate_limited", eid, cid);
 		return;
 	}
-	int r = nip44_conversation_key(ck, ksident_keypair(s->id), ev->pubkey);
+	int r = nip44_conversation_key(ck, identity_keypair(s->id), ev->pubkey);
 	if (r == 0)
 		r = nip44_decrypt(&plain, &plen, ck, ev->content, ev->content_len);
 	sodium_memzero(ck, sizeof ck);
@@ -331,11 +332,11 @@ int ksserver_run(const struct ksconfig *cfg)
 		r = APP_ENOMEM;
 		goto out;
 	}
-	if ((r = ksident_new(&s.id, cfg->nsm)) != 0) {
+	if ((r = identity_new(&s.id, cfg->nsm)) != 0) {
 		log_error("event=startup step=identity err=%s", app_errname(r));
 		goto out;
 	}
-	memcpy(s.me, ksident_pubkey(s.id), 32);
+	memcpy(s.me, identity_pubkey(s.id), 32);
 	hex_encode(s.mehex, s.me, 32);
 	if ((r = attest_verifier_new(&s.v)) != 0) {
 		log_error("event=startup step=verifier err=%s", app_errname(r));
@@ -427,7 +428,7 @@ out:
 	relay_pool_free(s.pool);
 	kscore_free(s.core);
 	attest_verifier_free(s.v);
-	ksident_free(s.id);
+	identity_free(s.id);
 	free(s.rl);
 	return r;
 }

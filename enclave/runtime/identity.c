@@ -1,7 +1,7 @@
 /*
  * identity.c: service key and attestations (identity.h).
  */
-#include "enclave/identity.h"
+#include "enclave/runtime/identity.h"
 
 #include <errno.h>
 #include <sodium.h>
