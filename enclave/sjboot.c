@@ -16,6 +16,7 @@
 #include "appliance/nip19.h"
 #include "enclave/announce.h"
 #include "enclave/econfig.h"
+#include "enclave/releases.h"
 #include "enclave/runtime/journal.h"
 #include "enclave/runtime/ksset.h"
 #include "enclave/runtime/sjournal.h"
@@ -124,6 +125,11 @@ int sjboot_open(struct journal **j, struct sjboot **out, const struct econfig *c
 			goto out;
 	if ((r = announce_load_releases(rel, NEC_RELEASES_MAX, &nrel, cfg, err, errcap)) != 0)
 		goto out;
+	/* the measured release_file cannot sign its own image: the upgrade's signatures come from the relays */
+	if ((r = releases_fetch(rel, NEC_RELEASES_MAX, &nrel, cfg, cfg->ks_timeout_ms, should_stop, stop_arg)) != 0)
+		log_warn("event=releases_fetch err=%s reason=\"continuing with the release_file signatures\"",
+			 app_errname(r));
+	r = APP_EINTERNAL;
 	struct ksset_opts ko;
 	memset(&ko, 0, sizeof ko);
 	ko.relays = (const char *const *)(cfg->ks_relay.n ? cfg->ks_relay.v : cfg->relay.v);

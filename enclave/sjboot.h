@@ -22,8 +22,10 @@
  *   timeout_ms            one keystore request
  * The sealed journal is used when keystore or image is set; otherwise the
  * instance keeps its plain journal file ([service] journal).
- * The release signatures of this build ([service] release_file) go with
- * every get, so an upgraded build can take its predecessor's key.
+ * The release signatures of this build go with every get, so an upgraded
+ * build can take its predecessor's key: those of [service] release_file plus
+ * those fetched from the keystore relays at start (enclave/releases.h; waits
+ * for EOSE at most [keystore] timeout_ms; relay failures only warn).
  */
 #ifndef ENCLAVE_SJBOOT_H
 #define ENCLAVE_SJBOOT_H
