@@ -118,10 +118,7 @@ struct estate_invoice {
  */
 int estate_unpaid_invoices(const struct estate *st, struct estate_invoice **out, size_t *n) APP_WUR;
 
-/*
- * estate_format_record / estate_parse_record: the J1 line of a record (for
- * tests). parse: Returns 0, APP_EPARSE with *reason (static).
- */
+/* One job-state journal record (the J1 line; PROTOCOL.md "Job protocol", journal records). */
 struct estate_record {
 	uint64_t seq, at;
 	int seen; /* 1: seen, 0: state */
@@ -133,7 +130,17 @@ struct estate_record {
 	uint8_t hash[32];
 	char reason[ESTATE_REASON_MAX + 1];
 };
+
+/*
+ * estate_format_record: writes the J1 line of r (no newline, NUL-terminated)
+ * into buf[0..cap). Returns its length in bytes, or 0 when it does not fit.
+ */
 size_t estate_format_record(char *buf, size_t cap, const struct estate_record *r);
+
+/*
+ * estate_parse_record: one J1 line line[0..len) (no newline) into *out.
+ * Returns 0, or APP_EPARSE with *reason (a static text) for a malformed line.
+ */
 int estate_parse_record(struct estate_record *out, const char **reason, const char *line, size_t len) APP_WUR;
 
 #endif

@@ -19,6 +19,7 @@
 #ifndef PARENT_RUNCMD_H
 #define PARENT_RUNCMD_H
 
+/* parent_cmd_run / _stop / _help_config: the subcommands above; argv[0] is the subcommand's name. */
 int parent_cmd_run(int argc, char **argv);
 int parent_cmd_stop(int argc, char **argv);
 int parent_cmd_help_config(int argc, char **argv);
