@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "appliance/fileio.h"
 #include "appliance/event.h"
 #include "appliance/json.h"
 #include "appliance/nec.h"
@@ -16,29 +17,6 @@
 #include "enclave/job.h"
 
 #define RELEASE_FILE_MAX (64 * 1024)
-
-static int read_file(const char *path, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return errno == ENOENT ? APP_ENOENT : APP_EIO;
-	char *buf = malloc(RELEASE_FILE_MAX + 1);
-	if (!buf) {
-		fclose(f);
-		return APP_ENOMEM;
-	}
-	size_t n = fread(buf, 1, RELEASE_FILE_MAX + 1, f);
-	int bad = ferror(f);
-	fclose(f);
-	if (bad || n > RELEASE_FILE_MAX) {
-		free(buf);
-		return bad ? APP_EIO : APP_ETOOBIG;
-	}
-	buf[n] = 0;
-	*out = buf;
-	*len = n;
-	return 0;
-}
 
 int announce_load_releases(struct event **out, size_t max, size_t *n, const struct econfig *cfg, char *err,
 			   size_t errcap)
@@ -56,7 +34,7 @@ int announce_load_releases(struct event **out, size_t max, size_t *n, const stru
 			r = APP_ELIMIT;
 			goto fail;
 		}
-		if ((r = read_file(path, &text, &len)) != 0) {
+		if ((r = file_read_all(&text, &len, path, RELEASE_FILE_MAX)) != 0) {
 			snprintf(err, errcap, "release_file %s: cannot read (%s)", path, app_errname(r));
 			goto fail;
 		}

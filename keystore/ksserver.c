@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "appliance/fileio.h"
 #include "appliance/attest.h"
 #include "appliance/event.h"
 #include "appliance/filter.h"
@@ -226,31 +227,17 @@ static void announce(struct server *s, uint64_t now)
 	event_free(ev);
 }
 
+/* read_file: the revocation file, trailing whitespace removed. */
 static int read_file(const char *path, char **out, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return errno == ENOENT ? APP_ENOENT : APP_EIO;
-	char *buf = malloc(REVOCATION_FILE_MAX + 1);
-	if (!buf) {
-		fclose(f);
-		return APP_ENOMEM;
+	int r = file_read_all(out, len, path, REVOCATION_FILE_MAX);
+	if (r == 0) {
+		while (*len && ((*out)[*len - 1] == '\n' || (*out)[*len - 1] == '\r' || (*out)[*len - 1] == ' '))
+			(*len)--;
+		(*out)[*len] = 0;
 	}
-	size_t n = fread(buf, 1, REVOCATION_FILE_MAX + 1, f);
-	int bad = ferror(f);
-	fclose(f);
-	if (bad || n > REVOCATION_FILE_MAX) {
-		free(buf);
-		return bad ? APP_EIO : APP_ETOOBIG;
-	}
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		n--;
-	buf[n] = 0;
-	*out = buf;
-	*len = n;
-	return 0;
+	return r;
 }
-
 static int load_revocations(struct server *s)
 {
 	for (size_t i = 0; i < s->cfg->revocation_file.n; i++) {

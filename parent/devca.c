@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "appliance/fileio.h"
 #include "appliance/hex.h"
 #include "appliance/keys.h"
 #include "appliance/strictcbor.h"
@@ -162,46 +163,6 @@ static int make_root(struct ca_cert *root, uint64_t now)
 	return r;
 }
 
-static int read_file(const char *path, char **out, size_t *len)
-{
-	*out = NULL;
-	*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? APP_ENOENT : APP_EIO;
-	int r = APP_EIO;
-	struct stat st;
-	char *buf = NULL;
-	if (fstat(fd, &st) != 0)
-		goto out;
-	if (st.st_size < 0 || (uint64_t)st.st_size > DEVCA_FILE_MAX) {
-		r = APP_ETOOBIG;
-		goto out;
-	}
-	size_t n = (size_t)st.st_size, got = 0;
-	if (!(buf = malloc(n + 1))) {
-		r = APP_ENOMEM;
-		goto out;
-	}
-	while (got < n) {
-		ssize_t k = read(fd, buf + got, n - got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			goto out;
-		got += (size_t)k;
-	}
-	buf[n] = 0;
-	*out = buf;
-	*len = n;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	close(fd);
-	return r;
-}
-
 static int write_new_file(const char *path, const char *data, size_t len, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -294,7 +255,7 @@ int devca_load(struct devca **out, const char *dir)
 	if ((r = path_join(kpath, sizeof kpath, dir, DEVCA_ROOT_KEY_FILE)) != 0 ||
 	    (r = path_join(cpath, sizeof cpath, dir, DEVCA_ROOT_CERT_FILE)) != 0)
 		goto out;
-	if ((r = read_file(kpath, &kt, &kl)) != 0 || (r = read_file(cpath, &ct, &cl)) != 0)
+	if ((r = file_read_all(&kt, &kl, kpath, DEVCA_FILE_MAX)) != 0 || (r = file_read_all(&ct, &cl, cpath, DEVCA_FILE_MAX)) != 0)
 		goto out;
 	r = APP_ENOMEM;
 	if (!(ca = devca_alloc()))

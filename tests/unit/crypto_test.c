@@ -5,8 +5,10 @@
 #include <cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "appliance/b64.h"
+#include "appliance/fileio.h"
 #include "appliance/hash.h"
 #include "appliance/hex.h"
 #include "appliance/keys.h"
@@ -392,12 +394,32 @@ static void test_codecs(void)
 	CHECK_ERR(b64_decode(o, 2, &ol, "aGVsbG8=", 8), APP_ETOOBIG);
 }
 
+static void test_fileio(void)
+{
+	char path[] = "/tmp/fileio_test.XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "0123456789", 10) == 10);
+	close(fd);
+	char *buf = NULL;
+	size_t len = 0;
+	CHECK_OK(file_read_all(&buf, &len, path, 10)); /* exactly the cap */
+	CHECK(buf && len == 10 && memcmp(buf, "0123456789", 10) == 0 && buf[10] == 0);
+	free(buf);
+	CHECK_ERR(file_read_all(&buf, &len, path, 9), APP_ETOOBIG);
+	CHECK(buf == NULL && len == 0);
+	unlink(path);
+	CHECK_ERR(file_read_all(&buf, &len, path, 10), APP_ENOENT);
+	CHECK_ERR(file_read_all(&buf, &len, "/", 10), APP_EIO); /* a directory cannot be read */
+}
+
 int main(void)
 {
 	RUN(test_bip340_vectors);
 	RUN(test_keys);
 	RUN(test_hkdf_rfc5869);
 	RUN(test_codecs);
+	RUN(test_fileio);
 	cJSON *root = tu_load_json("tests/vectors/nostr/nip44.vectors.json");
 	CHECK(root != NULL);
 	if (root) {
